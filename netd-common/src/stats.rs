@@ -1,0 +1,124 @@
+//! Counters: every packet the programs handle ends in exactly one slot, a delivery path or
+//! a drop reason, per network.
+
+/// Why a packet was dropped. A stable ABI: never renumber, and a retired reason stays as
+/// `Unused` so old counters keep their meaning.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The frame is too short for the headers it claims.
+    Malformed = 0,
+    /// The frame came in on a veth that has no endpoint (e.g. mid-teardown).
+    UnknownEndpoint = 1,
+    /// Source MAC is not the endpoint's own.
+    SpoofedMac = 2,
+    /// Source IPv4 (or ARP sender) is not the endpoint's own.
+    SpoofedIp = 3,
+    /// Destination belongs to another network.
+    NetworkIsolation = 4,
+    /// Destination is on the same network, but the network has `enable_icc=false`.
+    IccDisabled = 5,
+    /// Destination is a netd subnet address that no endpoint holds.
+    UnknownDestination = 6,
+    /// The network is internal and the destination lies outside its subnet.
+    InternalNetwork = 7,
+    /// An ethertype the dataplane does not carry (e.g. IPv6 on an IPv4-only network).
+    UnsupportedProtocol = 8,
+    /// The kernel refused the redirect.
+    RedirectFailed = 9,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Malformed,
+        DropReason::UnknownEndpoint,
+        DropReason::SpoofedMac,
+        DropReason::SpoofedIp,
+        DropReason::NetworkIsolation,
+        DropReason::IccDisabled,
+        DropReason::UnknownDestination,
+        DropReason::InternalNetwork,
+        DropReason::UnsupportedProtocol,
+        DropReason::RedirectFailed,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownEndpoint => "unknown-endpoint",
+            DropReason::SpoofedMac => "spoofed-mac",
+            DropReason::SpoofedIp => "spoofed-ip",
+            DropReason::NetworkIsolation => "network-isolation",
+            DropReason::IccDisabled => "icc-disabled",
+            DropReason::UnknownDestination => "unknown-destination",
+            DropReason::InternalNetwork => "internal-network",
+            DropReason::UnsupportedProtocol => "unsupported-protocol",
+            DropReason::RedirectFailed => "redirect-failed",
+        }
+    }
+}
+
+/// Where a packet that was not dropped went. Stable like [`DropReason`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Unicast to a peer on the same network (redirect_peer).
+    Peer = 0,
+    /// Broadcast or multicast, copied to every other member.
+    Flood = 1,
+    /// Handed to the host stack: the gateway, the host's addresses, routed traffic.
+    Host = 2,
+    /// An ARP request for the gateway, answered by the program itself.
+    ArpReply = 3,
+}
+
+impl Delivery {
+    pub const ALL: [Delivery; 4] = [
+        Delivery::Peer,
+        Delivery::Flood,
+        Delivery::Host,
+        Delivery::ArpReply,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Delivery::Peer => "peer",
+            Delivery::Flood => "flood",
+            Delivery::Host => "host",
+            Delivery::ArpReply => "arp-reply",
+        }
+    }
+}
+
+/// Slots per network in the stats array: deliveries first, then drop reasons.
+pub const STAT_SLOTS: u32 = 32;
+/// First slot of the drop reasons.
+pub const STAT_DROP_BASE: u32 = 8;
+
+/// Index of a delivery counter in the stats array.
+pub const fn delivery_slot(net_id: u32, delivery: Delivery) -> u32 {
+    net_id * STAT_SLOTS + delivery as u32
+}
+
+/// Index of a drop counter in the stats array.
+pub const fn drop_slot(net_id: u32, reason: DropReason) -> u32 {
+    net_id * STAT_SLOTS + STAT_DROP_BASE + reason as u32
+}
+
+/// One counter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: plain old data, repr(C), no padding.
+unsafe impl aya::Pod for Counter {}
+
+const _: () = {
+    assert!(core::mem::size_of::<Counter>() == 16);
+    assert!(STAT_DROP_BASE as usize >= Delivery::ALL.len());
+    assert!(STAT_DROP_BASE as usize + DropReason::ALL.len() <= STAT_SLOTS as usize);
+};

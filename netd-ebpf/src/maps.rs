@@ -1,0 +1,48 @@
+//! The dataplane's maps. Names and value types are the ABI in `netd-common`; the daemon
+//! adopts them by name through `EbpfLoader::map_pin_path`, so none is declared `pinned`
+//! here (that would force a pin under /sys/fs/bpf even for unpinned test loads).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{lpm_trie::Key, Array, HashMap, LpmTrie, PerCpuArray},
+};
+use netd_common::{
+    Counter, EndpointInfo, MemberKey, NetworkInfo, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_NETWORKS,
+    STAT_SLOTS,
+};
+
+/// Host-side veth ifindex -> the endpoint sending on it. Written by the daemon on connect.
+#[map]
+pub static EP_BY_IFINDEX: HashMap<u32, EndpointInfo> = HashMap::with_max_entries(MAX_ENDPOINTS, 0);
+
+/// Sandbox IPv4 (wire order, as u32) -> the endpoint owning it. Written by the daemon on connect.
+#[map]
+pub static EP_BY_IP: HashMap<u32, EndpointInfo> = HashMap::with_max_entries(MAX_ENDPOINTS, 0);
+
+/// Network id -> its settings; an all-zero slot is "no network". An array, not a hash, so
+/// the verifier inlines the lookup on the fast path. Written by the daemon on network
+/// create/rm and on every member change (member_count).
+#[map]
+pub static NETWORKS: Array<NetworkInfo> = Array::with_max_entries(MAX_NETWORKS, 0);
+
+/// Every netd subnet (wire-order u32 key) -> its network id. Written by the daemon on network
+/// create/rm. LPM tries require BPF_F_NO_PREALLOC, which aya-ebpf's LpmTrie adds itself.
+#[map]
+pub static SUBNETS: LpmTrie<u32, u32> = LpmTrie::with_max_entries(MAX_NETWORKS, 0);
+
+/// (network id, slot) -> host-side ifindex of a member: the dense list a flood walks.
+/// Written by the daemon on connect/disconnect.
+#[map]
+pub static MEMBERS: HashMap<MemberKey, u32> =
+    HashMap::with_max_entries(MAX_NETWORKS * MAX_FLOOD_MEMBERS, 0);
+
+/// Per-CPU packet/byte counters at `delivery_slot`/`drop_slot`. Written by the programs only.
+#[map]
+pub static STATS: PerCpuArray<Counter> =
+    PerCpuArray::with_max_entries(MAX_NETWORKS * STAT_SLOTS, 0);
+
+/// The SUBNETS key for one address: a /32 lookup finds the longest covering prefix.
+#[inline(always)]
+pub fn host_key(ip: u32) -> Key<u32> {
+    Key::new(32, ip)
+}

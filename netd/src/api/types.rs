@@ -1,0 +1,184 @@
+//! The daemon's HTTP+JSON API: request and response bodies, shared by the daemon and the
+//! CLI. Field names follow Docker's Engine API (`docker network inspect` output), so
+//! tooling written for Docker reads them unchanged.
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// API version prefix of every route.
+pub const API_PREFIX: &str = "/v1";
+
+/// `POST /v1/networks`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct NetworkCreate {
+    pub name: String,
+    /// `bridge` when absent.
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub subnet: Option<Ipv4Net>,
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default, rename = "IPRange")]
+    pub ip_range: Option<Ipv4Net>,
+    /// Addresses IPAM must never hand out, by name (`--aux-address NAME=IP`).
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default, rename = "MTU")]
+    pub mtu: Option<u32>,
+    /// Driver options (`-o KEY=VALUE`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Reply to `POST /v1/networks`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkCreated {
+    pub id: String,
+}
+
+/// One IPAM pool of a network, as in `docker network inspect`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamConfig {
+    pub subnet: String,
+    pub gateway: String,
+    #[serde(rename = "IPRange", default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ipam {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+    pub config: Vec<IpamConfig>,
+}
+
+/// One attached sandbox in `Containers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerAttachment {
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub mac_address: String,
+    /// `IP/prefix`, as Docker prints it.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+    /// The sandbox-side interface, e.g. `eth0`.
+    pub interface: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// `GET /v1/networks/{name}` and each element of `GET /v1/networks`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInspect {
+    pub name: String,
+    pub id: String,
+    /// RFC 3339.
+    pub created: String,
+    pub scope: String,
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    /// Keyed by sandbox id.
+    pub containers: BTreeMap<String, ContainerAttachment>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `POST /v1/networks/{name}/connect`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// A name under /run/netns, or a path such as /proc/PID/ns/net.
+    pub netns: String,
+    #[serde(default, rename = "IPv4Address")]
+    pub ipv4_address: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// Reply to connect.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Connected {
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub interface: String,
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    pub mac_address: String,
+}
+
+/// `POST /v1/networks/{name}/disconnect`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DisconnectRequest {
+    pub netns: String,
+}
+
+/// Reply to `POST /v1/networks/prune`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PruneReport {
+    pub networks_deleted: Vec<String>,
+}
+
+/// `POST /v1/sandboxes`
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SandboxCreate {
+    pub name: String,
+}
+
+/// Each element of `GET /v1/sandboxes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SandboxInfo {
+    pub name: String,
+    pub id: String,
+    /// The netns file.
+    pub path: String,
+    /// Names of the networks it is attached to.
+    pub networks: Vec<String>,
+}
+
+/// One counter row of `GET /v1/stats`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StatEntry {
+    /// Network name; `-` for packets that matched no network.
+    pub network: String,
+    /// `delivery` or `drop`.
+    pub kind: String,
+    /// A `Delivery` or `DropReason` name from netd-common.
+    pub reason: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Every error reply: a single line for humans.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorReply {
+    pub message: String,
+}

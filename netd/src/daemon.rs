@@ -1,0 +1,94 @@
+//! `netd daemon`: opens the store, adopts the pinned dataplane, reconciles, serves the API.
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ipnet::Ipv4Net;
+use tokio::net::UnixListener;
+
+use crate::dataplane::Dataplane;
+use crate::netlink::Netlink;
+use crate::service::{Service, Settings};
+use crate::store::Store;
+
+/// Flags of `netd daemon`. Every path is a flag so several daemons can share a machine.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Directory of the embedded state store.
+    #[arg(long, default_value = "/var/lib/netd")]
+    pub state_dir: PathBuf,
+    /// Unix socket of the HTTP+JSON API.
+    #[arg(long, default_value = "/run/netd/netd.sock")]
+    pub socket: PathBuf,
+    /// bpffs directory for pinned maps and links.
+    #[arg(long, default_value = "/sys/fs/bpf/netd")]
+    pub bpffs: PathBuf,
+    /// Subnet of the predefined `bridge` network (default: the first free default pool).
+    #[arg(long)]
+    pub bridge_subnet: Option<Ipv4Net>,
+}
+
+/// How often to look for endpoints whose sandbox disappeared.
+const REAP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs the daemon until SIGINT/SIGTERM. The dataplane outlives it: maps and links are
+/// pinned, so traffic keeps flowing while the daemon is down or restarting.
+pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.state_dir)?;
+    let netlink = Netlink::connect().await?;
+    let dataplane = Dataplane::open(&args.bpffs)?;
+    let settings = Settings {
+        bridge_subnet: args.bridge_subnet,
+    };
+    let service = Service::start(store, netlink, dataplane, &settings).await?;
+    let listener = bind(&args.socket)?;
+    tracing::info!(socket = %args.socket.display(), "netd daemon ready");
+
+    let reaper = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Err(err) = service.reap_dead_endpoints().await {
+                    tracing::warn!("reaping dead endpoints failed: {err:#}");
+                }
+            }
+        })
+    };
+    axum::serve(listener, crate::api::server::router(service))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("API server failed")?;
+    reaper.abort();
+    let _ = std::fs::remove_file(&args.socket);
+    tracing::info!("netd daemon stopped; the dataplane keeps forwarding");
+    Ok(())
+}
+
+/// Binds the API socket with mode 0660, replacing a stale one left by a crash.
+fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    match std::fs::remove_file(socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot remove stale {}", socket.display()))
+        }
+        _ => {}
+    }
+    let listener = UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,13 @@
+//! netd: an eBPF dataplane for container networks. The binary (`main.rs`) is a thin
+//! shell over this library: `cli` is the client, everything else is the daemon.
+
+pub mod api;
+pub mod cli;
+pub mod crashpoint;
+pub mod daemon;
+pub mod dataplane;
+pub mod ipam;
+pub mod model;
+pub mod netlink;
+pub mod service;
+pub mod store;

@@ -1,0 +1,274 @@
+//! Connecting sandboxes to networks, and disconnecting them.
+use std::path::Path;
+
+use netd_common::EndpointInfo;
+
+use super::networks::check_name;
+use super::{Error, Inner, Result, Service};
+use crate::api::types::{ConnectRequest, Connected};
+use crate::crashpoint;
+use crate::ipam;
+use crate::model::{
+    endpoint_mac, format_mac, gateway_mac, host_ifname, new_id, Driver, Endpoint, EndpointState,
+    Network, Sandbox,
+};
+use crate::netlink::{netns, EndpointLink};
+use crate::store::Change;
+
+impl Service {
+    pub async fn connect(&self, network: &str, req: ConnectRequest) -> Result<Connected> {
+        self.inner.lock().await.connect(network, req).await
+    }
+
+    pub async fn disconnect(&self, network: &str, netns_arg: &str) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        let network = inner.network(network)?.clone();
+        let path = resolve_netns(netns_arg)?;
+        let endpoint = inner
+            .sandbox_at(&path)
+            .and_then(|s| {
+                inner
+                    .endpoints_of(&network.id)
+                    .find(|e| e.sandbox_id == s.id)
+            })
+            .cloned()
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "sandbox {netns_arg} is not connected to network {}",
+                    network.name
+                ))
+            })?;
+        inner.remove_endpoint(&endpoint).await
+    }
+}
+
+fn resolve_netns(arg: &str) -> Result<std::path::PathBuf> {
+    netns::resolve(arg).map_err(|e| Error::NotFound(format!("{e:#}")))
+}
+
+impl Inner {
+    /// The sandbox recorded for this netns file, if the namespace there is still the same one.
+    pub(super) fn sandbox_at(&self, path: &Path) -> Option<&Sandbox> {
+        let identity = netns::identity(path).ok()?;
+        self.state
+            .sandboxes
+            .values()
+            .find(|s| s.path == path && s.identity == identity)
+    }
+
+    async fn connect(&mut self, network: &str, req: ConnectRequest) -> Result<Connected> {
+        let network = self.network(network)?.clone();
+        if network.driver != Driver::Bridge {
+            return Err(Error::Invalid(format!(
+                "a sandbox cannot be connected to network {} (driver {})",
+                network.name,
+                network.driver.name()
+            )));
+        }
+        for alias in &req.aliases {
+            check_name("alias", alias)?;
+        }
+        let pool = network.ipam.clone().expect("bridge networks have IPAM");
+        let path = resolve_netns(&req.netns)?;
+        let (sandbox, new_sandbox) = match self.sandbox_at(&path) {
+            Some(s) => (s.clone(), false),
+            None => (
+                Sandbox {
+                    id: new_id(),
+                    name: req.netns.clone(),
+                    identity: netns::identity(&path)?,
+                    path,
+                    owned: false,
+                },
+                true,
+            ),
+        };
+        if self
+            .endpoints_of(&network.id)
+            .any(|e| e.sandbox_id == sandbox.id)
+        {
+            return Err(Error::Conflict(format!(
+                "sandbox {} is already connected to network {}",
+                sandbox.name, network.name
+            )));
+        }
+        let used = self.used_ips(&network.id);
+        let ip = match req.ipv4_address {
+            Some(ip) => {
+                ipam::check_static(&pool, ip, &used).map_err(Error::Invalid)?;
+                ip
+            }
+            None => ipam::allocate(&pool, &used).map_err(Error::Conflict)?,
+        };
+        let id = new_id();
+        let mut endpoint = Endpoint {
+            host_ifname: host_ifname(&id),
+            id,
+            network_id: network.id.clone(),
+            sandbox_id: sandbox.id.clone(),
+            ip,
+            mac: endpoint_mac(ip),
+            sandbox_ifname: None,
+            aliases: req.aliases,
+            state: EndpointState::Pending,
+        };
+
+        // Intent first: if we crash from here on, restart finds a Pending endpoint (or, if
+        // the non-durable commit was lost, an orphan veth) and rolls it back.
+        let mut changes = vec![Change::PutEndpoint(&endpoint)];
+        if new_sandbox {
+            changes.push(Change::PutSandbox(&sandbox));
+        }
+        self.store.commit_intent(&changes)?;
+        self.state
+            .sandboxes
+            .insert(sandbox.id.clone(), sandbox.clone());
+        self.state
+            .endpoints
+            .insert(endpoint.id.clone(), endpoint.clone());
+
+        if let Err(err) = self
+            .realize_endpoint(&mut endpoint, &network, &sandbox)
+            .await
+        {
+            self.teardown_endpoint(&endpoint, &network).await;
+            self.forget_endpoint(&endpoint)?;
+            return Err(err.into());
+        }
+        endpoint.state = EndpointState::Active;
+        self.store.commit(&[Change::PutEndpoint(&endpoint)])?;
+        self.state
+            .endpoints
+            .insert(endpoint.id.clone(), endpoint.clone());
+        tracing::info!(network = network.name, sandbox = sandbox.name, %ip, "connected");
+        Ok(Connected {
+            endpoint_id: endpoint.id,
+            interface: endpoint.sandbox_ifname.unwrap_or_default(),
+            ipv4_address: format!("{ip}/{}", pool.subnet.prefix_len()),
+            mac_address: format_mac(endpoint.mac),
+        })
+    }
+
+    /// Makes the kernel hold the endpoint: veth pair, addresses, routes, map entries, tc link.
+    pub(super) async fn realize_endpoint(
+        &mut self,
+        endpoint: &mut Endpoint,
+        network: &Network,
+        sandbox: &Sandbox,
+    ) -> anyhow::Result<()> {
+        let link = endpoint_link(endpoint, network, sandbox)?;
+        let created = self.netlink.create_endpoint(&link).await?;
+        crashpoint::hit("connect:after-veth");
+        endpoint.sandbox_ifname = Some(created.sandbox_ifname);
+        self.ifindex
+            .insert(endpoint.id.clone(), created.host_ifindex);
+        self.dataplane
+            .put_endpoint(&endpoint_info(endpoint, network, created.host_ifindex))?;
+        self.dataplane.attach(&endpoint.host_ifname)?;
+        self.sync_members(network)?;
+        crashpoint::hit("connect:after-dataplane");
+        Ok(())
+    }
+
+    /// Removes an endpoint: from the store first (durably), then from the kernel.
+    pub(super) async fn remove_endpoint(&mut self, endpoint: &Endpoint) -> Result<()> {
+        let network = self
+            .state
+            .networks
+            .get(&endpoint.network_id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("endpoint {} has no network", endpoint.id))?;
+        self.forget_endpoint(endpoint)?;
+        self.teardown_endpoint(endpoint, &network).await;
+        tracing::info!(network = network.name, ip = %endpoint.ip, "disconnected");
+        Ok(())
+    }
+
+    /// Drops the endpoint from the store and memory, and with it a sandbox netd did not
+    /// create once nothing is attached to it any more.
+    pub(super) fn forget_endpoint(&mut self, endpoint: &Endpoint) -> anyhow::Result<()> {
+        let orphan_sandbox = self
+            .state
+            .sandboxes
+            .get(&endpoint.sandbox_id)
+            .filter(|s| !s.owned)
+            .filter(|s| {
+                !self
+                    .state
+                    .endpoints
+                    .values()
+                    .any(|e| e.sandbox_id == s.id && e.id != endpoint.id)
+            })
+            .map(|s| s.id.clone());
+        let mut changes = vec![Change::DeleteEndpoint(&endpoint.id)];
+        if let Some(id) = &orphan_sandbox {
+            changes.push(Change::DeleteSandbox(id));
+        }
+        self.store.commit(&changes)?;
+        self.state.endpoints.remove(&endpoint.id);
+        if let Some(id) = orphan_sandbox {
+            self.state.sandboxes.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Best-effort removal of the endpoint's kernel objects: everything is attempted, and
+    /// what fails is logged; reconcile at the next start removes any remainder.
+    pub(super) async fn teardown_endpoint(&mut self, endpoint: &Endpoint, network: &Network) {
+        let mut failures = Vec::new();
+        if let Some(ifindex) = self.ifindex.remove(&endpoint.id) {
+            if let Err(e) = self
+                .dataplane
+                .remove_endpoint(&endpoint_info(endpoint, network, ifindex))
+            {
+                failures.push(format!("map entries: {e:#}"));
+            }
+        }
+        if let Err(e) = self.sync_members(network) {
+            failures.push(format!("flood list: {e:#}"));
+        }
+        crashpoint::hit("disconnect:after-dataplane");
+        if let Err(e) = self.dataplane.detach(&endpoint.host_ifname) {
+            failures.push(format!("tc link: {e:#}"));
+        }
+        if let Err(e) = self.netlink.delete_link(&endpoint.host_ifname).await {
+            failures.push(format!("veth: {e:#}"));
+        }
+        if !failures.is_empty() {
+            tracing::warn!(
+                endpoint = endpoint.id,
+                ?failures,
+                "endpoint teardown incomplete"
+            );
+        }
+    }
+}
+
+/// What the kernel needs to build the endpoint's veth pair.
+pub(super) fn endpoint_link<'a>(
+    endpoint: &'a Endpoint,
+    network: &Network,
+    sandbox: &'a Sandbox,
+) -> anyhow::Result<EndpointLink<'a>> {
+    let pool = network.ipam.as_ref().expect("bridge networks have IPAM");
+    Ok(EndpointLink {
+        host_ifname: &endpoint.host_ifname,
+        netns: &sandbox.path,
+        sandbox_ifname: endpoint.sandbox_ifname.as_deref(),
+        address: ipnet::Ipv4Net::new(endpoint.ip, pool.subnet.prefix_len())?,
+        gateway: pool.gateway,
+        mac: endpoint.mac,
+        gateway_mac: gateway_mac(pool.gateway),
+        mtu: network.mtu,
+    })
+}
+
+pub(super) fn endpoint_info(endpoint: &Endpoint, network: &Network, ifindex: u32) -> EndpointInfo {
+    EndpointInfo {
+        host_ifindex: ifindex,
+        net_id: network.net_id,
+        ip: endpoint.ip.octets(),
+        mac: endpoint.mac,
+        _pad: [0; 2],
+    }
+}

@@ -1,0 +1,102 @@
+//! Read-only views in Docker's shapes: inspect and stats.
+use std::collections::BTreeMap;
+
+use netd_common::{Delivery, DropReason};
+
+use super::{Inner, Service};
+use crate::api::types::{ContainerAttachment, Ipam, IpamConfig, NetworkInspect, StatEntry};
+use crate::dataplane::StatKind;
+use crate::model::{format_mac, Network};
+
+impl Service {
+    /// Dataplane counters by network and reason.
+    pub async fn stats(&self) -> super::Result<Vec<StatEntry>> {
+        let inner = self.inner.lock().await;
+        let names: BTreeMap<u32, &str> = inner
+            .state
+            .networks
+            .values()
+            .filter(|n| n.net_id != 0)
+            .map(|n| (n.net_id, n.name.as_str()))
+            .collect();
+        let mut rows: Vec<StatEntry> = inner
+            .dataplane
+            .stats()?
+            .into_iter()
+            .map(|row| {
+                let (kind, reason) = match row.kind {
+                    StatKind::Delivery(d) => ("delivery", Delivery::name(d)),
+                    StatKind::Drop(r) => ("drop", DropReason::name(r)),
+                };
+                StatEntry {
+                    network: names.get(&row.net_id).unwrap_or(&"-").to_string(),
+                    kind: kind.into(),
+                    reason: reason.into(),
+                    packets: row.counter.packets,
+                    bytes: row.counter.bytes,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.network, &a.kind, &a.reason).cmp(&(&b.network, &b.kind, &b.reason))
+        });
+        Ok(rows)
+    }
+}
+
+impl Inner {
+    pub(super) fn inspect(&self, network: &Network) -> NetworkInspect {
+        let config = network
+            .ipam
+            .iter()
+            .map(|pool| IpamConfig {
+                subnet: pool.subnet.to_string(),
+                gateway: pool.gateway.to_string(),
+                ip_range: pool.ip_range.map(|r| r.to_string()),
+                aux_addresses: pool
+                    .aux_addresses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
+            })
+            .collect();
+        let prefix = network.ipam.as_ref().map_or(32, |p| p.subnet.prefix_len());
+        let containers = self
+            .endpoints_of(&network.id)
+            .filter_map(|e| {
+                let sandbox = self.state.sandboxes.get(&e.sandbox_id)?;
+                Some((
+                    sandbox.id.clone(),
+                    ContainerAttachment {
+                        name: sandbox.name.clone(),
+                        endpoint_id: e.id.clone(),
+                        mac_address: format_mac(e.mac),
+                        ipv4_address: format!("{}/{prefix}", e.ip),
+                        ipv6_address: String::new(),
+                        interface: e.sandbox_ifname.clone().unwrap_or_default(),
+                        aliases: e.aliases.clone(),
+                    },
+                ))
+            })
+            .collect();
+        NetworkInspect {
+            name: network.name.clone(),
+            id: network.id.clone(),
+            created: network.created.clone(),
+            scope: "local".into(),
+            driver: network.driver.name().into(),
+            enable_ipv6: false,
+            ipam: Ipam {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                config,
+            },
+            internal: network.internal,
+            attachable: false,
+            ingress: false,
+            containers,
+            options: network.options.clone(),
+            labels: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Named sandboxes (network namespaces) for users without a container runtime.
+use super::networks::check_name;
+use super::{Error, Inner, Result, Service};
+use crate::api::types::SandboxInfo;
+use crate::model::{new_id, Endpoint, Sandbox};
+use crate::netlink::netns;
+use crate::store::Change;
+
+/// Where named network namespaces live, as with `ip netns`.
+const NETNS_DIR: &str = "/run/netns";
+
+/// Identity of a sandbox recorded before its netns exists (see `create_sandbox`).
+pub(super) const UNKNOWN_IDENTITY: (u64, u64) = (0, 0);
+
+impl Service {
+    pub async fn create_sandbox(&self, name: &str) -> Result<SandboxInfo> {
+        let mut inner = self.inner.lock().await;
+        check_name("sandbox", name)?;
+        if inner.state.sandboxes.values().any(|s| s.name == name) || netns::resolve(name).is_ok() {
+            return Err(Error::Conflict(format!(
+                "network namespace {name} already exists"
+            )));
+        }
+        // Record first, then make the netns: a crash in between leaves a record that
+        // reconcile recognises by its unknown identity, never a netns nobody owns.
+        let mut sandbox = Sandbox {
+            id: new_id(),
+            name: name.to_string(),
+            path: std::path::Path::new(NETNS_DIR).join(name),
+            identity: UNKNOWN_IDENTITY,
+            owned: true,
+        };
+        inner.store.commit(&[Change::PutSandbox(&sandbox)])?;
+        let created = netns::create_named(name).and_then(|path| netns::identity(&path));
+        match created {
+            Ok(identity) => sandbox.identity = identity,
+            Err(err) => {
+                inner.store.commit(&[Change::DeleteSandbox(&sandbox.id)])?;
+                return Err(err.into());
+            }
+        }
+        inner.store.commit(&[Change::PutSandbox(&sandbox)])?;
+        inner
+            .state
+            .sandboxes
+            .insert(sandbox.id.clone(), sandbox.clone());
+        Ok(inner.sandbox_info(&sandbox))
+    }
+
+    /// Disconnects the sandbox from every network; deletes its netns if netd made it.
+    pub async fn remove_sandbox(&self, name: &str) -> Result<()> {
+        let mut inner = self.inner.lock().await;
+        let sandbox = inner
+            .state
+            .sandboxes
+            .values()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("sandbox {name} not found")))?;
+        let endpoints: Vec<Endpoint> = inner
+            .state
+            .endpoints
+            .values()
+            .filter(|e| e.sandbox_id == sandbox.id)
+            .cloned()
+            .collect();
+        for endpoint in &endpoints {
+            inner.remove_endpoint(endpoint).await?;
+        }
+        // Removing a sandbox netd did not make drops its last endpoint and with it the record.
+        if inner.state.sandboxes.contains_key(&sandbox.id) {
+            inner.store.commit(&[Change::DeleteSandbox(&sandbox.id)])?;
+            inner.state.sandboxes.remove(&sandbox.id);
+        }
+        if sandbox.owned {
+            netns::delete_named(&sandbox.name)?;
+        }
+        Ok(())
+    }
+
+    pub async fn list_sandboxes(&self) -> Vec<SandboxInfo> {
+        let inner = self.inner.lock().await;
+        let mut list: Vec<SandboxInfo> = inner
+            .state
+            .sandboxes
+            .values()
+            .map(|s| inner.sandbox_info(s))
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+}
+
+impl Inner {
+    pub(super) fn sandbox_info(&self, sandbox: &Sandbox) -> SandboxInfo {
+        let mut networks: Vec<String> = self
+            .state
+            .endpoints
+            .values()
+            .filter(|e| e.sandbox_id == sandbox.id)
+            .filter_map(|e| self.state.networks.get(&e.network_id))
+            .map(|n| n.name.clone())
+            .collect();
+        networks.sort();
+        SandboxInfo {
+            name: sandbox.name.clone(),
+            id: sandbox.id.clone(),
+            path: sandbox.path.display().to_string(),
+            networks,
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! `cargo xtask bench`: netd c2c against a bare veth pair (the floor) and a Docker-style
+//! bridge with iptables, measured side by side in one run; appends to bench/RESULTS.md.
+//!
+//! Each topology is two namespaces (client, server) named `ndb-<pid>-…`; traffic never leaves them.
+//! Measurements are interleaved (round 1: floor, bridge, netd; round 2: …) so that drift in the
+//! machine's load hits all topologies alike. Every part that fails is reported and the others
+//! still run; the exit status is non-zero if anything was not measured.
+
+mod bridge;
+mod chart;
+mod floor;
+mod machine;
+mod measure;
+mod netd;
+mod prog_cost;
+mod report;
+mod results;
+mod stats;
+mod topology;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{cmd, install, interrupt, workspace};
+use measure::Servers;
+use results::{Results, TopologyRun};
+use topology::{Kind, Topology};
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Rounds; each round measures every topology once per metric.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
+    /// Duration of each iperf3/sockperf run, in seconds.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    seconds: u32,
+    /// connect+disconnect cycles for the `netd network connect` latency.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+    connect_cycles: u32,
+    /// Leave out the netd topology (reported as not measured).
+    #[arg(long)]
+    skip_netd: bool,
+    /// Print the results but do not touch bench/.
+    #[arg(long)]
+    no_write: bool,
+}
+
+/// A topology with its iperf3/sockperf servers. Field order matters: the servers stop
+/// before the namespaces they run in are deleted.
+struct Testbed {
+    _servers: Servers,
+    topology: Box<dyn Topology>,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    let started = Instant::now();
+    install::run()?;
+    let pid = std::process::id();
+    let prefix = format!("ndb-{pid}-");
+    let work_dir = TempDir::create(std::env::temp_dir().join(format!("ndb-{pid}")))?;
+    let metadata = workspace::metadata()?;
+    let machine = machine::Machine::describe();
+    let (date, time) = machine::utc_now()?;
+
+    println!("\n== building");
+    let netd_bin = build_netd(&metadata);
+    let prog_cost_bin = build_prog_cost(&metadata);
+
+    let mut runs: Vec<TopologyRun> = Kind::ALL
+        .iter()
+        .map(|&kind| TopologyRun::new(kind))
+        .collect();
+    let mut connect = Err("netd topology not set up".to_string());
+    let mut testbeds = Vec::new();
+    for run in &mut runs {
+        interrupt::check()?;
+        println!("\n== setting up: {}", run.kind.label());
+        let topology: Result<Box<dyn Topology>> = match run.kind {
+            Kind::Floor => floor::VethFloor::setup(&prefix).map(|t| Box::new(t) as _),
+            Kind::Bridge => {
+                bridge::DockerBridge::setup(&prefix, &work_dir.0).map(|t| Box::new(t) as _)
+            }
+            Kind::Netd if options.skip_netd => Err(anyhow::anyhow!("skipped (--skip-netd)")),
+            Kind::Netd => setup_netd(&prefix, &netd_bin, &work_dir.0, options, &mut connect),
+        };
+        match topology.and_then(|topology| start_testbed(topology, &work_dir.0)) {
+            Ok(testbed) => testbeds.push(testbed),
+            Err(error) => {
+                println!("{}: not measured: {error:#}", run.kind.label());
+                run.errors.push(format!("not measured: {error:#}"));
+            }
+        }
+    }
+
+    for round in 1..=options.rounds {
+        for testbed in &testbeds {
+            let run = runs
+                .iter_mut()
+                .find(|run| run.kind == testbed.topology.kind())
+                .expect("every testbed has a run");
+            measure_round(testbed.topology.as_ref(), run, round, options)?;
+        }
+    }
+    for testbed in &testbeds {
+        if let Some(run) = runs
+            .iter_mut()
+            .find(|run| run.kind == testbed.topology.kind())
+        {
+            run.notes = testbed.topology.notes();
+        }
+    }
+    println!("\n== tearing down the topologies");
+    drop(testbeds);
+
+    println!("\n== BPF_PROG_TEST_RUN cost");
+    let prog_cost = prog_cost_bin
+        .and_then(|bin| prog_cost::measure(&bin))
+        .map_err(|error| format!("{error:#}"));
+    if let Err(error) = &prog_cost {
+        println!("not measured: {error}");
+    }
+
+    let results = Results {
+        date,
+        time,
+        machine,
+        rounds: options.rounds,
+        seconds: options.seconds,
+        topologies: runs,
+        connect,
+        prog_cost,
+    };
+    write_results(&results, options)?;
+    println!("xtask bench finished in {} s", started.elapsed().as_secs());
+    if results.has_failures() {
+        bail!("some parts were not measured: see the notes above");
+    }
+    Ok(())
+}
+
+/// Builds netd and checks that its daemon exists yet; the error goes into the netd part only.
+fn build_netd(metadata: &workspace::Metadata) -> Result<PathBuf> {
+    cmd::run(&mut workspace::cargo(["build", "--release", "-p", "netd"]))?;
+    let bin = metadata.release_bin("netd");
+    if !cmd::succeeds(std::process::Command::new(&bin).args(["daemon", "--help"])) {
+        bail!(
+            "`{} daemon --help` fails: the netd daemon is not available yet",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn build_prog_cost(metadata: &workspace::Metadata) -> Result<PathBuf> {
+    if !metadata.has_bin("netd-tests", "prog-cost") {
+        bail!("the netd-tests crate has no `prog-cost` binary yet");
+    }
+    cmd::run(&mut workspace::cargo([
+        "build",
+        "--release",
+        "-p",
+        "netd-tests",
+        "--bin",
+        "prog-cost",
+    ]))?;
+    Ok(metadata.release_bin("prog-cost"))
+}
+
+/// Sets up netd c2c and measures connect latency right away, before any traffic runs.
+fn setup_netd(
+    prefix: &str,
+    netd_bin: &Result<PathBuf>,
+    work_dir: &Path,
+    options: &Options,
+    connect: &mut Result<stats::Latency, String>,
+) -> Result<Box<dyn Topology>> {
+    let netd_bin = netd_bin.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let mut netd = netd::NetdC2c::setup(prefix, netd_bin, work_dir)?;
+    println!(
+        "\n== `netd network connect` latency ({} cycles)",
+        options.connect_cycles
+    );
+    *connect = netd
+        .connect_latency(prefix, options.connect_cycles)
+        .map_err(|error| format!("{error:#}"));
+    match connect {
+        Ok(latency) => println!(
+            "connect: p50 {:.2} ms, p99 {:.2} ms",
+            latency.p50_ms, latency.p99_ms
+        ),
+        Err(error) => println!("connect latency not measured: {error}"),
+    }
+    Ok(Box::new(netd))
+}
+
+/// Checks the path works (a ping fails fast and clearly) and starts the servers.
+fn start_testbed(topology: Box<dyn Topology>, log_dir: &Path) -> Result<Testbed> {
+    let server_ip = topology.server_ip().to_string();
+    cmd::run(
+        &mut topology
+            .client()
+            .exec("ping", ["-c", "2", "-i", "0.2", "-W", "2", &server_ip]),
+    )
+    .context("client cannot reach server")?;
+    let servers = Servers::start(topology.as_ref(), log_dir)?;
+    Ok(Testbed {
+        _servers: servers,
+        topology,
+    })
+}
+
+fn measure_round(
+    topology: &dyn Topology,
+    run: &mut TopologyRun,
+    round: u32,
+    options: &Options,
+) -> Result<()> {
+    let seconds = options.seconds;
+    let label = topology.kind().label();
+    let mut line = format!("round {round}/{} {label}:", options.rounds);
+    let mut failed = |what: &str, error: anyhow::Error, line: &mut String| {
+        line.push_str(&format!(" {what} failed;"));
+        run.errors.push(format!("round {round} {what}: {error:#}"));
+    };
+    match measure::udp_small_packet_rate(topology, seconds) {
+        Ok(pps) => {
+            line.push_str(&format!(" UDP {:.0} kpps;", pps / 1e3));
+            run.udp_pps.push(pps);
+        }
+        Err(error) => failed("UDP", error, &mut line),
+    }
+    interrupt::check()?;
+    match measure::tcp_throughput(topology, seconds) {
+        Ok(bps) => {
+            line.push_str(&format!(" TCP {:.2} Gbit/s;", bps / 1e9));
+            run.tcp_bits_per_second.push(bps);
+        }
+        Err(error) => failed("TCP", error, &mut line),
+    }
+    interrupt::check()?;
+    match measure::tcp_round_trip(topology, seconds) {
+        Ok((p50, p99)) => {
+            line.push_str(&format!(" RTT p50 {p50:.1} µs, p99 {p99:.1} µs"));
+            run.rtt_p50_us.push(p50);
+            run.rtt_p99_us.push(p99);
+        }
+        Err(error) => failed("RTT", error, &mut line),
+    }
+    interrupt::check()?;
+    println!("{line}");
+    Ok(())
+}
+
+fn write_results(results: &Results, options: &Options) -> Result<()> {
+    let chart_file = format!("{}-c2c.svg", results.date);
+    println!("\n{}", report::section(results, &chart_file));
+    if options.no_write {
+        println!("(--no-write: bench/ left untouched)");
+        return Ok(());
+    }
+    let bench_dir = workspace::root().join("bench");
+    std::fs::create_dir_all(&bench_dir)?;
+    let chart_path = bench_dir.join(&chart_file);
+    std::fs::write(&chart_path, chart::svg(results))
+        .with_context(|| format!("cannot write {}", chart_path.display()))?;
+    report::append(results, &bench_dir.join("RESULTS.md"), &chart_file)?;
+    println!("wrote bench/RESULTS.md and bench/{chart_file}");
+    Ok(())
+}
+
+/// The bench's scratch directory (logs, rules file, netd state); removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create(path: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,168 @@
+//! Appends one dated section (table, targets, notes, chart link) to bench/RESULTS.md.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use super::results::{Metric, Results};
+use super::topology::Kind;
+
+/// Targets from the issue, stated next to the numbers.
+const SMALL_PACKET_VS_FLOOR: f64 = 0.95;
+const SMALL_PACKET_VS_BRIDGE: f64 = 1.8;
+const FORWARD_COST_NS: f64 = 60.0;
+const CONNECT_P50_MS: f64 = 5.0;
+
+const HEADER: &str = "# Benchmark results\n\n\
+Written by `cargo xtask bench` (see README.md); one section per run, newest last.\n\
+Client and server are two network namespaces on the same machine; every number is the median over\n\
+the rounds, with the three topologies interleaved within each round.\n";
+
+pub fn append(results: &Results, results_md: &Path, chart_file: &str) -> Result<()> {
+    let mut text = match std::fs::read_to_string(results_md) {
+        Ok(existing) => existing,
+        Err(_) => HEADER.to_string(),
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push('\n');
+    text.push_str(&section(results, chart_file));
+    std::fs::write(results_md, text)
+        .with_context(|| format!("cannot write {}", results_md.display()))
+}
+
+pub fn section(results: &Results, chart_file: &str) -> String {
+    let mut md = String::new();
+    let m = &results.machine;
+    let _ = writeln!(md, "## {} {} UTC\n", results.date, results.time);
+    let _ = writeln!(
+        md,
+        "Machine: kernel {}, {}, {} cores, load average {} at start. Rounds: {} × {} s per measurement.\n",
+        m.kernel, m.cpu, m.cores, m.load, results.rounds, results.seconds
+    );
+
+    let _ = writeln!(
+        md,
+        "| metric | veth floor | bridge+iptables | netd | netd/floor | netd/bridge | target |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---|");
+    for metric in Metric::ALL {
+        let value = |kind| results.median(kind, metric);
+        let cell =
+            |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.*}", metric.decimals()));
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "—".to_string(),
+        };
+        let (floor, bridge, netd) = (value(Kind::Floor), value(Kind::Bridge), value(Kind::Netd));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            metric.title(),
+            cell(floor),
+            cell(bridge),
+            cell(netd),
+            ratio(netd, floor),
+            ratio(netd, bridge),
+            target(metric, floor, bridge, netd)
+        );
+    }
+
+    let _ = writeln!(md);
+    match &results.connect {
+        Ok(latency) => {
+            let verdict = verdict(latency.p50_ms <= CONNECT_P50_MS);
+            let _ = writeln!(
+                md,
+                "`netd network connect` (wall time of the CLI call, {} connect+disconnect cycles): \
+                 p50 {:.2} ms, p99 {:.2} ms. Target p50 ≤ {CONNECT_P50_MS} ms: {verdict}.",
+                latency.count, latency.p50_ms, latency.p99_ms
+            );
+        }
+        Err(error) => {
+            let _ = writeln!(
+                md,
+                "`netd network connect` latency: not measured ({error})."
+            );
+        }
+    }
+
+    let _ = writeln!(md);
+    match &results.prog_cost {
+        Ok(cases) => {
+            let _ = writeln!(md, "BPF_PROG_TEST_RUN cost (target for the forward path: ≤ {FORWARD_COST_NS} ns/packet):\n");
+            let _ = writeln!(md, "| case | ns/packet | ≤ {FORWARD_COST_NS} ns |");
+            let _ = writeln!(md, "|---|---:|---|");
+            for case in cases {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.1} | {} |",
+                    case.case,
+                    case.ns_per_packet,
+                    verdict(case.ns_per_packet <= FORWARD_COST_NS)
+                );
+            }
+        }
+        Err(error) => {
+            let _ = writeln!(md, "BPF_PROG_TEST_RUN cost: not measured ({error}).");
+        }
+    }
+
+    let notes: Vec<String> = results
+        .topologies
+        .iter()
+        .flat_map(|run| {
+            run.notes
+                .iter()
+                .map(move |note| format!("{}: {note}", run.kind.label()))
+        })
+        .collect();
+    let errors: Vec<String> = results
+        .topologies
+        .iter()
+        .flat_map(|run| {
+            run.errors
+                .iter()
+                .map(move |e| format!("{}: {e}", run.kind.label()))
+        })
+        .collect();
+    if !notes.is_empty() || !errors.is_empty() {
+        let _ = writeln!(md, "\nNotes:\n");
+        for line in notes.iter().chain(errors.iter().map(|e| e as &String)) {
+            let _ = writeln!(md, "- {}", one_line(line));
+        }
+    }
+    let _ = writeln!(md, "\n![medians per topology]({chart_file})");
+    md
+}
+
+/// The issue's targets concern the netd small-packet rate; other rows say "—".
+fn target(metric: Metric, floor: Option<f64>, bridge: Option<f64>, netd: Option<f64>) -> String {
+    let Metric::UdpKpps = metric else {
+        return "—".to_string();
+    };
+    let goal = format!("≥ {SMALL_PACKET_VS_FLOOR}× floor, ≥ {SMALL_PACKET_VS_BRIDGE}× bridge");
+    match (floor, bridge, netd) {
+        (Some(floor), Some(bridge), Some(netd)) => {
+            let met =
+                netd >= SMALL_PACKET_VS_FLOOR * floor && netd >= SMALL_PACKET_VS_BRIDGE * bridge;
+            format!("{goal}: {}", verdict(met))
+        }
+        _ => format!("{goal}: not measured"),
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "**not met**"
+    }
+}
+
+/// Error chains may span lines; a Markdown list item must not.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
