@@ -52,6 +52,17 @@ impl From<JsonRejection> for ApiError {
 
 type Reply<T> = Result<T, ApiError>;
 
+/// Runs a state-changing operation in its own task: a client that hangs up must not cancel
+/// it between the store and the kernel (axum drops the handler's future when it does).
+async fn run_to_completion<T: Send + 'static>(
+    op: impl std::future::Future<Output = crate::service::Result<T>> + Send + 'static,
+) -> Reply<T> {
+    match tokio::spawn(op).await {
+        Ok(result) => Ok(result?),
+        Err(err) => Err(Error::Internal(anyhow::anyhow!("operation failed: {err}")).into()),
+    }
+}
+
 /// Decodes a JSON body, turning a bad one into a one-line 4xx instead of axum's text reply.
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> Reply<T> {
     Ok(json?.0)
@@ -90,7 +101,8 @@ async fn create_network(
     State(svc): Svc,
     req: Result<Json<NetworkCreate>, JsonRejection>,
 ) -> Reply<(StatusCode, Json<NetworkCreated>)> {
-    let network = svc.create_network(body(req)?).await?;
+    let req = body(req)?;
+    let network = run_to_completion(async move { svc.create_network(req).await }).await?;
     Ok((StatusCode::CREATED, Json(NetworkCreated { id: network.id })))
 }
 
@@ -99,12 +111,14 @@ async fn inspect_network(State(svc): Svc, Path(name): Path<String>) -> Reply<Jso
 }
 
 async fn remove_network(State(svc): Svc, Path(name): Path<String>) -> Reply<StatusCode> {
-    svc.remove_network(&name).await?;
+    run_to_completion(async move { svc.remove_network(&name).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn prune_networks(State(svc): Svc) -> Reply<Json<PruneReport>> {
-    Ok(Json(svc.prune_networks().await?))
+    Ok(Json(
+        run_to_completion(async move { svc.prune_networks().await }).await?,
+    ))
 }
 
 async fn connect(
@@ -112,7 +126,10 @@ async fn connect(
     Path(name): Path<String>,
     req: Result<Json<ConnectRequest>, JsonRejection>,
 ) -> Reply<Json<Connected>> {
-    Ok(Json(svc.connect(&name, body(req)?).await?))
+    let req = body(req)?;
+    Ok(Json(
+        run_to_completion(async move { svc.connect(&name, req).await }).await?,
+    ))
 }
 
 async fn disconnect(
@@ -120,7 +137,8 @@ async fn disconnect(
     Path(name): Path<String>,
     req: Result<Json<DisconnectRequest>, JsonRejection>,
 ) -> Reply<StatusCode> {
-    svc.disconnect(&name, &body(req)?.netns).await?;
+    let netns = body(req)?.netns;
+    run_to_completion(async move { svc.disconnect(&name, &netns).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -132,12 +150,13 @@ async fn create_sandbox(
     State(svc): Svc,
     req: Result<Json<SandboxCreate>, JsonRejection>,
 ) -> Reply<(StatusCode, Json<SandboxInfo>)> {
-    let info = svc.create_sandbox(&body(req)?.name).await?;
+    let name = body(req)?.name;
+    let info = run_to_completion(async move { svc.create_sandbox(&name).await }).await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
 async fn remove_sandbox(State(svc): Svc, Path(name): Path<String>) -> Reply<StatusCode> {
-    svc.remove_sandbox(&name).await?;
+    run_to_completion(async move { svc.remove_sandbox(&name).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -139,17 +139,28 @@ impl Ep {
     }
 
     async fn create(&self, netlink: &Netlink) -> anyhow::Result<CreatedLink> {
+        self.create_with(netlink, |_| Ok(())).await
+    }
+
+    async fn create_with(
+        &self,
+        netlink: &Netlink,
+        before_up: impl FnOnce(u32) -> anyhow::Result<()>,
+    ) -> anyhow::Result<CreatedLink> {
         netlink
-            .create_endpoint(&EndpointLink {
-                host_ifname: &self.host,
-                netns: &self.netns,
-                sandbox_ifname: self.ifname.as_deref(),
-                address: self.address,
-                gateway: self.gateway,
-                mac: self.mac(),
-                gateway_mac: self.gateway_mac(),
-                mtu: self.mtu,
-            })
+            .create_endpoint(
+                &EndpointLink {
+                    host_ifname: &self.host,
+                    netns: &self.netns,
+                    sandbox_ifname: self.ifname.as_deref(),
+                    address: self.address,
+                    gateway: self.gateway,
+                    mac: self.mac(),
+                    gateway_mac: self.gateway_mac(),
+                    mtu: self.mtu,
+                },
+                before_up,
+            )
             .await
     }
 }
@@ -396,6 +407,56 @@ fn failed_endpoint_leaves_nothing() {
         .as_array()
         .unwrap()
         .is_empty());
+}
+
+#[test]
+fn before_up_runs_while_both_ends_are_down_and_can_veto() {
+    let host = TestNs::new("h");
+    let sandbox = TestNs::new("s");
+    let ep = Ep::new("nd0000000000d1", &sandbox, "10.81.0.2/24");
+    let vetoed = Ep::new("nd0000000000d2", &sandbox, "10.81.0.3/24");
+    let (host_name, sandbox_name) = (host.name.clone(), sandbox.name.clone());
+    let (seen, error, left) = with_netlink(&host.path, move |nl| async move {
+        nl.add_gateway(ep.gateway).await.unwrap();
+        let mut seen = None;
+        let created = ep
+            .create_with(&nl, |index| {
+                let state = |ns: &str, dev: &str| {
+                    let out = std::process::Command::new("ip")
+                        .args(["-n", ns, "-j", "link", "show", "dev", dev])
+                        .output()
+                        .expect("ip link show");
+                    let v: Value = serde_json::from_slice(&out.stdout).expect("ip -j");
+                    (v[0]["ifindex"].clone(), v[0]["operstate"].clone())
+                };
+                seen = Some((
+                    index,
+                    state(&host_name, &ep.host),
+                    state(&sandbox_name, "eth0"),
+                ));
+                Ok(())
+            })
+            .await
+            .expect("create");
+        let error = vetoed
+            .create_with(&nl, |_| Err(anyhow::anyhow!("no dataplane")))
+            .await
+            .unwrap_err();
+        let left = nl.links_with_prefix("nd").await.unwrap();
+        nl.delete_link(&ep.host).await.unwrap();
+        (
+            seen.map(|s| (s, created.host_ifindex)),
+            format!("{error:#}"),
+            left,
+        )
+    });
+    let ((index, host_state, sandbox_state), created_index) = seen.expect("before_up ran");
+    assert_eq!(index, created_index);
+    assert_eq!(host_state, (Value::from(index), Value::from("DOWN")));
+    assert_eq!(sandbox_state.1, "DOWN");
+    assert_eq!(error, "no dataplane");
+    assert_eq!(left, ["nd0000000000d1"], "the vetoed pair is gone");
+    assert_eq!(link_names(&sandbox), ["lo"]);
 }
 
 #[test]

@@ -33,7 +33,14 @@ impl Netlink {
     /// adds a default route via the gateway in the sandbox if it has none yet, and on the host
     /// a /32 route to the sandbox IP via the host veth (src = gateway) and a PERMANENT neighbor
     /// entry IP -> mac. On failure (or if the future is dropped midway) it removes what it made.
-    pub async fn create_endpoint(&self, link: &EndpointLink<'_>) -> Result<CreatedLink> {
+    ///
+    /// `before_up` runs with the host end's ifindex while both ends are still down: the
+    /// place to attach the dataplane, so no packet of the sandbox ever passes unfiltered.
+    pub async fn create_endpoint(
+        &self,
+        link: &EndpointLink<'_>,
+        before_up: impl FnOnce(u32) -> Result<()>,
+    ) -> Result<CreatedLink> {
         let started = Instant::now();
         let ns = netns::open(link.netns)?;
         let sandbox = Sandbox::connect(&ns, link.netns)?;
@@ -71,6 +78,7 @@ impl Netlink {
             let has_default = has_default?;
             disable_ipv6(link.host_ifname)?;
             sandbox.disable_ipv6(&sandbox_ifname)?;
+            before_up(host_index)?;
             let (host, inside) = futures::join!(
                 self.route_to(link, host_index),
                 sandbox.configure(

@@ -157,14 +157,20 @@ impl Inner {
         sandbox: &Sandbox,
     ) -> anyhow::Result<()> {
         let link = endpoint_link(endpoint, network, sandbox)?;
-        let created = self.netlink.create_endpoint(&link).await?;
+        let (dataplane, ifindexes) = (&mut self.dataplane, &mut self.ifindex);
+        let created = self
+            .netlink
+            .create_endpoint(&link, |host_ifindex| {
+                // Map entry and tc program before the link goes up: the sandbox's first
+                // packet is already filtered. The ifindex is recorded first, so a failed
+                // connect's teardown finds the entry.
+                ifindexes.insert(endpoint.id.clone(), host_ifindex);
+                dataplane.put_endpoint(&endpoint_info(endpoint, network, host_ifindex))?;
+                dataplane.attach(&endpoint.host_ifname)
+            })
+            .await?;
         crashpoint::hit("connect:after-veth");
         endpoint.sandbox_ifname = Some(created.sandbox_ifname);
-        self.ifindex
-            .insert(endpoint.id.clone(), created.host_ifindex);
-        self.dataplane
-            .put_endpoint(&endpoint_info(endpoint, network, created.host_ifindex))?;
-        self.dataplane.attach(&endpoint.host_ifname)?;
         self.sync_members(network)?;
         crashpoint::hit("connect:after-dataplane");
         Ok(())
