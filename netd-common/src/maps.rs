@@ -60,10 +60,35 @@ pub const MAX_NETWORKS: u32 = 1024;
 /// Capacity of the endpoint maps.
 pub const MAX_ENDPOINTS: u32 = 16384;
 
+/// Slots in each endpoint cache; a power of two, so a slot is a few instructions away.
+pub const EP_CACHE_SLOTS: u32 = 1 << EP_CACHE_SLOT_BITS;
+/// log2 of [`EP_CACHE_SLOTS`].
+pub const EP_CACHE_SLOT_BITS: u32 = 14;
+
+/// Slot of a host-side ifindex in the ifindex cache: its low bits. The kernel hands out
+/// ifindexes in sequence, so endpoints collide only after 16k interface creations.
+pub const fn ifindex_slot(ifindex: u32) -> u32 {
+    ifindex & (EP_CACHE_SLOTS - 1)
+}
+
+/// Slot of an address key (wire-order bytes read as a native u32) in the IP cache:
+/// Fibonacci hashing, so that e.g. the `.2` of every /24 or /16 lands in a different slot.
+pub const fn ip_slot(ip_key: u32) -> u32 {
+    ip_key.wrapping_mul(0x9e37_79b1) >> (32 - EP_CACHE_SLOT_BITS)
+}
+
 /// Map: host-side veth ifindex -> [`EndpointInfo`]. Written by the daemon on connect.
 pub const MAP_ENDPOINTS_BY_IFINDEX: &str = "EP_BY_IFINDEX";
 /// Map: sandbox IPv4 -> [`EndpointInfo`]. Written by the daemon on connect.
 pub const MAP_ENDPOINTS_BY_IP: &str = "EP_BY_IP";
+/// Map: [`ifindex_slot`] -> [`EndpointInfo`], a direct-mapped cache in front of
+/// EP_BY_IFINDEX (a slot counts only if its `host_ifindex` is the looked-up one). Written by
+/// the daemon alongside EP_BY_IFINDEX.
+pub const MAP_EP_CACHE_BY_IFINDEX: &str = "EP_IFX_CACHE";
+/// Map: [`ip_slot`] -> [`EndpointInfo`], a direct-mapped cache in front of EP_BY_IP (a slot
+/// counts only if its `ip` is the looked-up one and it is not empty). Written by the daemon
+/// alongside EP_BY_IP.
+pub const MAP_EP_CACHE_BY_IP: &str = "EP_IP_CACHE";
 /// Map: network id -> [`NetworkInfo`]. Written by the daemon on network create/connect.
 pub const MAP_NETWORKS: &str = "NETWORKS";
 /// Map: LPM (subnet) -> network id. Written by the daemon on network create.
@@ -94,4 +119,6 @@ const _: () = {
     assert!(offset_of!(NetworkInfo, gateway_mac) == 12);
     assert!(offset_of!(NetworkInfo, prefix_len) == 18);
     assert!(size_of::<MemberKey>() == 8);
+    assert!(EP_CACHE_SLOTS.is_power_of_two());
+    assert!(ip_slot(u32::MAX) < EP_CACHE_SLOTS);
 };

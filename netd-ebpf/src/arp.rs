@@ -2,11 +2,11 @@
 //! replies reach the peer (or the host) they are addressed to.
 
 use aya_ebpf::programs::TcContext;
-use netd_common::{Delivery, DropReason, EndpointInfo};
+use netd_common::{Delivery, DropReason};
 use network_types::{arp::ArpHdr, eth::EthHdr};
 
 use crate::{
-    maps::EP_BY_IP,
+    lookup,
     packet::{self, ip_u32, ETH_P_ARP},
     policy, redirect,
     verdict::{Sender, Verdict},
@@ -62,7 +62,7 @@ fn request(ctx: &TcContext, sender: &Sender, arp: &ArpHdr, target: u32) -> Verdi
         // Gratuitous ARP or a duplicate-address probe for itself: nobody else may answer.
         return sender.to_host();
     }
-    let peer = peer(target).ok_or(sender.drop(DropReason::UnknownDestination))?;
+    let peer = lookup::by_ip(target).ok_or(sender.drop(DropReason::UnknownDestination))?;
     policy::may_reach(sender, peer)?;
     redirect::into_peer(sender, peer.host_ifindex)
 }
@@ -71,7 +71,7 @@ fn request(ctx: &TcContext, sender: &Sender, arp: &ArpHdr, target: u32) -> Verdi
 /// asked) is the host's.
 #[inline(always)]
 fn reply(sender: &Sender, target: u32) -> Verdict {
-    match peer(target) {
+    match lookup::by_ip(target) {
         Some(peer)
             if peer.net_id == sender.ep.net_id && peer.host_ifindex != sender.ep.host_ifindex =>
         {
@@ -80,12 +80,6 @@ fn reply(sender: &Sender, target: u32) -> Verdict {
         }
         _ => sender.to_host(),
     }
-}
-
-#[inline(always)]
-fn peer(ip: u32) -> Option<&'static EndpointInfo> {
-    // SAFETY: the daemon replaces entries whole.
-    unsafe { EP_BY_IP.get(ip) }
 }
 
 /// Rewrites the request into the gateway's reply and sends it back into the sender's sandbox.

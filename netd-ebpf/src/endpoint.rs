@@ -5,7 +5,8 @@ use netd_common::DropReason;
 use network_types::eth::EthHdr;
 
 use crate::{
-    maps::{EP_BY_IFINDEX, NETWORKS},
+    lookup,
+    maps::NETWORKS,
     verdict::{Dropped, Sender},
 };
 
@@ -19,8 +20,7 @@ pub fn sender(ctx: &TcContext) -> Result<Sender<'static>, Dropped> {
         net_id: 0,
         reason: DropReason::UnknownEndpoint,
     };
-    // SAFETY: the daemon replaces entries whole; a racing update yields an old or new copy.
-    let ep = unsafe { EP_BY_IFINDEX.get(ifindex) }.ok_or(unknown)?;
+    let ep = lookup::by_ifindex(ifindex).ok_or(unknown)?;
     let net = NETWORKS.get(ep.net_id).ok_or(Dropped {
         net_id: 0,
         reason: DropReason::UnknownEndpoint,

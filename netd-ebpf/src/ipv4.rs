@@ -7,7 +7,8 @@ use network_types::eth::EthHdr;
 
 use crate::{
     flood::flood,
-    maps::{host_key, EP_BY_IP, NETWORKS, SUBNETS},
+    lookup,
+    maps::{host_key, NETWORKS, SUBNETS},
     packet::{self, ip_u32, is_group_mac},
     policy, redirect,
     verdict::{Sender, Verdict},
@@ -29,8 +30,7 @@ pub fn handle(ctx: &TcContext, sender: &Sender, eth: &EthHdr) -> Verdict {
     if dst == ip_u32(sender.net.gateway_ip) {
         return sender.to_host();
     }
-    // SAFETY: the daemon replaces entries whole.
-    if let Some(peer) = unsafe { EP_BY_IP.get(dst) } {
+    if let Some(peer) = lookup::by_ip(dst) {
         return to_peer(ctx, sender, eth, peer);
     }
     beyond_endpoints(ctx, sender, dst, ip.dst_addr)

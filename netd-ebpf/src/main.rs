@@ -11,6 +11,7 @@ mod arp;
 mod endpoint;
 mod flood;
 mod ipv4;
+mod lookup;
 mod maps;
 mod packet;
 mod policy;

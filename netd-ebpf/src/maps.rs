@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{lpm_trie::Key, Array, HashMap, LpmTrie, PerCpuArray},
 };
 use netd_common::{
-    Counter, EndpointInfo, MemberKey, NetworkInfo, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_NETWORKS,
-    STAT_SLOTS,
+    Counter, EndpointInfo, MemberKey, NetworkInfo, EP_CACHE_SLOTS, MAX_ENDPOINTS,
+    MAX_FLOOD_MEMBERS, MAX_NETWORKS, STAT_SLOTS,
 };
 
 /// Host-side veth ifindex -> the endpoint sending on it. Written by the daemon on connect.
@@ -18,6 +18,17 @@ pub static EP_BY_IFINDEX: HashMap<u32, EndpointInfo> = HashMap::with_max_entries
 /// Sandbox IPv4 (wire order, as u32) -> the endpoint owning it. Written by the daemon on connect.
 #[map]
 pub static EP_BY_IP: HashMap<u32, EndpointInfo> = HashMap::with_max_entries(MAX_ENDPOINTS, 0);
+
+/// `ifindex_slot(ifindex)` -> a copy of one EP_BY_IFINDEX entry (all-zero: empty). An array,
+/// so the lookup is inlined; a slot that holds another ifindex sends the lookup on to the
+/// hash. Written by the daemon next to EP_BY_IFINDEX.
+#[map]
+pub static EP_IFX_CACHE: Array<EndpointInfo> = Array::with_max_entries(EP_CACHE_SLOTS, 0);
+
+/// `ip_slot(ip)` -> a copy of one EP_BY_IP entry (all-zero: empty), in front of EP_BY_IP
+/// like EP_IFX_CACHE. Written by the daemon next to EP_BY_IP.
+#[map]
+pub static EP_IP_CACHE: Array<EndpointInfo> = Array::with_max_entries(EP_CACHE_SLOTS, 0);
 
 /// Network id -> its settings; an all-zero slot is "no network". An array, not a hash, so
 /// the verifier inlines the lookup on the fast path. Written by the daemon on network

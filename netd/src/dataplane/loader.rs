@@ -12,9 +12,10 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use netd_common::{
-    Counter, EndpointInfo, MemberKey, NetworkInfo, MAP_ENDPOINTS_BY_IFINDEX, MAP_ENDPOINTS_BY_IP,
-    MAP_MEMBERS, MAP_NETWORKS, MAP_STATS, MAP_SUBNETS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS,
-    MAX_NETWORKS, PROG_FROM_SANDBOX, STAT_SLOTS,
+    Counter, EndpointInfo, MemberKey, NetworkInfo, EP_CACHE_SLOTS, MAP_ENDPOINTS_BY_IFINDEX,
+    MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX, MAP_EP_CACHE_BY_IP, MAP_MEMBERS, MAP_NETWORKS,
+    MAP_STATS, MAP_SUBNETS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_NETWORKS, PROG_FROM_SANDBOX,
+    STAT_SLOTS,
 };
 
 use super::maps::Maps;
@@ -37,7 +38,7 @@ struct Layout {
     max_entries: u32,
 }
 
-const LAYOUTS: [Layout; 6] = [
+const LAYOUTS: [Layout; 8] = [
     Layout {
         name: MAP_ENDPOINTS_BY_IFINDEX,
         map_type: MapType::Hash,
@@ -51,6 +52,20 @@ const LAYOUTS: [Layout; 6] = [
         key_size: size_of::<u32>(),
         value_size: size_of::<EndpointInfo>(),
         max_entries: MAX_ENDPOINTS,
+    },
+    Layout {
+        name: MAP_EP_CACHE_BY_IFINDEX,
+        map_type: MapType::Array,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<EndpointInfo>(),
+        max_entries: EP_CACHE_SLOTS,
+    },
+    Layout {
+        name: MAP_EP_CACHE_BY_IP,
+        map_type: MapType::Array,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<EndpointInfo>(),
+        max_entries: EP_CACHE_SLOTS,
     },
     Layout {
         name: MAP_NETWORKS,

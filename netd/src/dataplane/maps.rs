@@ -1,5 +1,8 @@
 //! Typed handles on the dataplane's maps. Writes are `pub(super)` (only [`super::Dataplane`]
 //! changes state); reads are public so tests can assert on a pinned dataplane's contents.
+//! The endpoint caches in front of the endpoint hashes live in `cache`.
+
+mod cache;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -18,10 +21,12 @@ use aya::{
 use ipnet::Ipv4Net;
 use netd_common::{
     delivery_slot, drop_slot, Counter, Delivery, DropReason, EndpointInfo, MemberKey, NetworkInfo,
-    MAP_ENDPOINTS_BY_IFINDEX, MAP_ENDPOINTS_BY_IP, MAP_MEMBERS, MAP_NETWORKS, MAP_STATS,
-    MAP_SUBNETS, MAX_FLOOD_MEMBERS, MAX_NETWORKS, NET_FLAG_ICC, NET_FLAG_INTERNAL,
+    MAP_ENDPOINTS_BY_IFINDEX, MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX, MAP_EP_CACHE_BY_IP,
+    MAP_MEMBERS, MAP_NETWORKS, MAP_STATS, MAP_SUBNETS, MAX_FLOOD_MEMBERS, MAX_NETWORKS,
+    NET_FLAG_ICC, NET_FLAG_INTERNAL,
 };
 
+use self::cache::{EndpointCache, Keyed};
 use super::{NetworkEntry, StatKind, StatRow};
 
 /// Every map of the dataplane, typed. Keys holding IPv4 addresses are the address bytes
@@ -31,6 +36,10 @@ pub struct Maps {
     ep_by_ifindex: HashMap<MapData, u32, EndpointInfo>,
     /// Sandbox IPv4 -> endpoint (where to deliver).
     ep_by_ip: HashMap<MapData, u32, EndpointInfo>,
+    /// Copies of `ep_by_ifindex` entries the program reads before the hash.
+    ifindex_cache: EndpointCache,
+    /// Copies of `ep_by_ip` entries the program reads before the hash.
+    ip_cache: EndpointCache,
     /// Network id -> settings; an all-zero slot is "no network".
     networks: Array<MapData, NetworkInfo>,
     /// Subnet -> network id.
@@ -98,6 +107,11 @@ impl Maps {
         Ok(Self {
             ep_by_ifindex: take(MAP_ENDPOINTS_BY_IFINDEX)?.try_into()?,
             ep_by_ip: take(MAP_ENDPOINTS_BY_IP)?.try_into()?,
+            ifindex_cache: EndpointCache::new(
+                take(MAP_EP_CACHE_BY_IFINDEX)?.try_into()?,
+                Keyed::ByIfindex,
+            ),
+            ip_cache: EndpointCache::new(take(MAP_EP_CACHE_BY_IP)?.try_into()?, Keyed::ByIp),
             networks: take(MAP_NETWORKS)?.try_into()?,
             subnets: take(MAP_SUBNETS)?.try_into()?,
             members: take(MAP_MEMBERS)?.try_into()?,
@@ -116,6 +130,11 @@ impl Maps {
         Ok(Self {
             ep_by_ifindex: open(MAP_ENDPOINTS_BY_IFINDEX)?.try_into()?,
             ep_by_ip: open(MAP_ENDPOINTS_BY_IP)?.try_into()?,
+            ifindex_cache: EndpointCache::new(
+                open(MAP_EP_CACHE_BY_IFINDEX)?.try_into()?,
+                Keyed::ByIfindex,
+            ),
+            ip_cache: EndpointCache::new(open(MAP_EP_CACHE_BY_IP)?.try_into()?, Keyed::ByIp),
             networks: open(MAP_NETWORKS)?.try_into()?,
             subnets: open(MAP_SUBNETS)?.try_into()?,
             members: open(MAP_MEMBERS)?.try_into()?,
@@ -276,9 +295,11 @@ impl Maps {
 
     pub(super) fn put_endpoint(&mut self, ep: &EndpointInfo) -> anyhow::Result<()> {
         check_net_id(ep.net_id)?;
-        // Reachable before it may send: EP_BY_IP first.
+        // Reachable before it may send: EP_BY_IP first. Each cache after its hash.
         self.ep_by_ip.insert(u32::from_ne_bytes(ep.ip), *ep, 0)?;
+        self.ip_cache.filled(ep)?;
         self.ep_by_ifindex.insert(ep.host_ifindex, *ep, 0)?;
+        self.ifindex_cache.filled(ep)?;
         Ok(())
     }
 
@@ -286,18 +307,14 @@ impl Maps {
         // Stop it sending first. Each entry goes only if it is still this endpoint's: the
         // IP may already belong to a newer endpoint.
         match self.ep_by_ifindex.get(&ep.host_ifindex, 0) {
-            Ok(cur) if cur.ip == ep.ip => {
-                ignore_missing(self.ep_by_ifindex.remove(&ep.host_ifindex))?
-            }
+            Ok(cur) if cur.ip == ep.ip => self.remove_by_ifindex(ep.host_ifindex)?,
             Ok(_) => {}
             Err(err) if not_found(&err) => {}
             Err(err) => return Err(err.into()),
         }
         let ip = u32::from_ne_bytes(ep.ip);
         match self.ep_by_ip.get(&ip, 0) {
-            Ok(cur) if cur.host_ifindex == ep.host_ifindex => {
-                ignore_missing(self.ep_by_ip.remove(&ip))?
-            }
+            Ok(cur) if cur.host_ifindex == ep.host_ifindex => self.remove_by_ip(ip)?,
             Ok(_) => {}
             Err(err) if not_found(&err) => {}
             Err(err) => return Err(err.into()),
@@ -375,15 +392,21 @@ impl Maps {
         let by_ifindex: BTreeSet<u32> = endpoints.iter().map(|ep| ep.host_ifindex).collect();
         for ifindex in self.endpoint_ifindexes()? {
             if !by_ifindex.contains(&ifindex) {
-                ignore_missing(self.ep_by_ifindex.remove(&ifindex))?;
+                self.remove_by_ifindex(ifindex)?;
             }
         }
         let by_ip: BTreeSet<[u8; 4]> = endpoints.iter().map(|ep| ep.ip).collect();
         for ip in self.endpoint_ips()? {
             if !by_ip.contains(&ip.octets()) {
-                ignore_missing(self.ep_by_ip.remove(&ip_key(ip)))?;
+                self.remove_by_ip(ip_key(ip))?;
             }
         }
+        // Now that the hashes are final, cache what fits (also slots freed by the deletes)
+        // and drop anything a crash or another build left in the caches.
+        let hashed = self.ep_by_ifindex.iter().collect::<Result<_, _>>()?;
+        self.ifindex_cache.rebuild(&hashed)?;
+        let hashed = self.ep_by_ip.iter().collect::<Result<_, _>>()?;
+        self.ip_cache.rebuild(&hashed)?;
         let wanted: BTreeMap<u32, Ipv4Net> = networks
             .iter()
             .map(|n| (n.net_id, n.subnet.trunc()))
@@ -400,6 +423,18 @@ impl Maps {
             }
         }
         Ok(())
+    }
+
+    /// Removes one EP_BY_IFINDEX entry, uncaching it first.
+    fn remove_by_ifindex(&mut self, ifindex: u32) -> anyhow::Result<()> {
+        self.ifindex_cache.evict(ifindex)?;
+        ignore_missing(self.ep_by_ifindex.remove(&ifindex))
+    }
+
+    /// Removes one EP_BY_IP entry, uncaching it first.
+    fn remove_by_ip(&mut self, ip: u32) -> anyhow::Result<()> {
+        self.ip_cache.evict(ip)?;
+        ignore_missing(self.ep_by_ip.remove(&ip))
     }
 
     fn delete_members(&mut self, doomed: impl Fn(&MemberKey) -> bool) -> anyhow::Result<()> {
