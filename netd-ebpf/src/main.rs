@@ -1,4 +1,4 @@
-//! netd's kernel side. `from_sandbox` runs at tcx ingress of every endpoint's host-side
+//! netd's kernel side. `from_sandbox` runs at tc ingress of every endpoint's host-side
 //! veth, i.e. on every packet a sandbox sends, and replaces the Linux bridge + iptables:
 //!
 //! sender lookup -> source MAC guard -> per-ethertype step (ARP or IPv4) -> one counter.

@@ -168,9 +168,12 @@ fn endpoint_plumbing_follows_the_contract() {
         "contract: gateway {gw}/32 on lo with label lo:netd: {:?}",
         h.gateway_addrs()
     );
+    let filters = h.must(&[
+        "tc", "-n", &h.host_ns, "filter", "show", "dev", &veth, "ingress",
+    ]);
     assert!(
-        h.bpffs.join("links").join(&veth).exists(),
-        "contract: link pin <bpffs>/links/{veth}"
+        filters.contains("from_sandbox") && filters.contains("direct-action"),
+        "contract: from_sandbox as a direct-action tc filter at ingress of {veth}: {filters:?}"
     );
     assert_consistent(&h);
 }

@@ -987,8 +987,22 @@ fn flood_copies_reach_every_other_member() {
     assert_eq!(ns.rx_packets("h1xb") - before, 3);
 }
 
+/// Programs of the tc filters at ingress of `dev` in the current netns, by name.
+fn ingress_filters(dev: &str) -> Vec<String> {
+    let out = std::process::Command::new("tc")
+        .args(["-j", "filter", "show", "dev", dev, "ingress"])
+        .output()
+        .expect("running tc");
+    assert!(out.status.success(), "tc filter show: {out:?}");
+    let filters: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    filters
+        .iter()
+        .filter_map(|f| f["options"]["prog"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 #[test]
-fn attach_is_pinned_idempotent_and_detachable() {
+fn attach_is_idempotent_adoptable_and_outlives_the_loader() {
     let ns = TestNetns::new("at");
     let bpffs = std::path::PathBuf::from(format!("/sys/fs/bpf/h1x-packets-{}", std::process::id()));
     let result = ns.run(|| {
@@ -996,33 +1010,33 @@ fn attach_is_pinned_idempotent_and_detachable() {
         dp.attach("h1xa").expect("attach");
         dp.attach("h1xa").expect("attach again");
         let attached = dp.attached().unwrap();
-        let progs =
-            aya::programs::SchedClassifier::query_tcx("h1xa", aya::programs::TcAttachType::Ingress)
-                .unwrap()
-                .1
-                .len();
-        // A second process (a restarted daemon) adopts the maps and keeps the link.
+        let first = ingress_filters("h1xa");
+        // The loader goes away (a daemon killed or stopped): the filter stays.
+        drop(dp);
+        let after_exit = ingress_filters("h1xa");
+        // A restarted daemon adopts the filter instead of adding a second one.
         let mut again = Dataplane::open(&bpffs).expect("reopening the pins");
         again.attach("h1xa").expect("attach from a new load");
-        let progs_after_reopen =
-            aya::programs::SchedClassifier::query_tcx("h1xa", aya::programs::TcAttachType::Ingress)
-                .unwrap()
-                .1
-                .len();
+        let adopted = ingress_filters("h1xa");
         again.detach("h1xa").unwrap();
         again.detach("h1xa").expect("detaching twice is fine");
-        drop((dp, again));
-        let progs_after_detach =
-            aya::programs::SchedClassifier::query_tcx("h1xa", aya::programs::TcAttachType::Ingress)
-                .unwrap()
-                .1
-                .len();
-        (attached, progs, progs_after_reopen, progs_after_detach)
+        let after_detach = ingress_filters("h1xa");
+        (attached, first, after_exit, adopted, after_detach)
     });
     let view = Dataplane::open_pins_readonly(&bpffs).expect("opening pins read-only");
     assert!(view.network_ids().unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&bpffs);
-    assert_eq!(result, (vec!["h1xa".to_string()], 1, 1, 0));
+    let one = vec!["from_sandbox".to_string()];
+    assert_eq!(
+        result,
+        (
+            vec!["h1xa".to_string()],
+            one.clone(),
+            one.clone(),
+            one,
+            vec![]
+        )
+    );
 }
 
 #[test]

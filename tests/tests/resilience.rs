@@ -1,5 +1,5 @@
-//! "Must not lose anything": forwarding goes on while the daemon is down (maps and links
-//! are pinned), and a restarted daemon serves the same `ls`/`inspect` and reconciles the
+//! "Must not lose anything": forwarding goes on while the daemon is down (maps are pinned,
+//! tc filters live on the devices), and a restarted daemon serves the same `ls`/`inspect` and reconciles the
 //! kernel with its state.
 use std::time::Duration;
 

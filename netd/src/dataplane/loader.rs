@@ -22,8 +22,6 @@ use super::maps::Maps;
 
 /// Subdirectory of `<bpffs>` holding one pin per map, named as in netd-common.
 pub const MAPS_DIR: &str = "maps";
-/// Subdirectory of `<bpffs>` holding one pinned tcx link per host veth.
-pub const LINKS_DIR: &str = "links";
 
 /// The kernel object built from `netd-ebpf` by build.rs (aya-build copies bin "netd" here).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netd"));
@@ -125,7 +123,7 @@ pub fn load(bpffs: Option<&Path>) -> anyhow::Result<(Ebpf, Maps)> {
     Ok((ebpf, maps))
 }
 
-/// Checks that `bpffs` lives on a bpf filesystem and creates `maps/` and `links/` under it.
+/// Checks that `bpffs` lives on a bpf filesystem and creates `maps/` under it.
 fn prepare_pin_dirs(bpffs: &Path) -> anyhow::Result<PathBuf> {
     let existing = bpffs
         .ancestors()
@@ -141,11 +139,9 @@ fn prepare_pin_dirs(bpffs: &Path) -> anyhow::Result<PathBuf> {
             fs.filesystem_type(),
         );
     }
-    for sub in [MAPS_DIR, LINKS_DIR] {
-        let dir = bpffs.join(sub);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    Ok(bpffs.join(MAPS_DIR))
+    let dir = bpffs.join(MAPS_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
 fn check_pinned_layout(pin: &Path, want: &Layout) -> anyhow::Result<()> {

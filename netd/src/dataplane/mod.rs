@@ -1,9 +1,10 @@
-//! The daemon's side of the eBPF dataplane: loads `from_sandbox`, owns its maps, and pins
-//! both under `<bpffs>` so traffic keeps flowing while the daemon is down.
+//! The daemon's side of the eBPF dataplane: loads `from_sandbox`, owns its maps (pinned
+//! under `<bpffs>`) and its tc filters (on the devices), so traffic keeps flowing while the
+//! daemon is down.
 //!
 //! - `loader`: the embedded object, bpffs checks, adopt-or-create of the pinned maps.
 //! - `maps`: typed wrappers, one method per map family change, and read access for tests.
-//! - `links`: tcx attachment per host veth, pinned at `<bpffs>/links/<ifname>`.
+//! - `links`: the cls_bpf filter on each host veth (and why not tcx).
 //!
 //! BPF_PROG_TEST_RUN ([`Dataplane::test_run`]) runs the program as if the frame arrived
 //! on the loopback device, so packet tests register their sender at [`TEST_RUN_IFINDEX`].
@@ -71,8 +72,8 @@ pub struct Dataplane {
     ebpf: aya::Ebpf,
     /// Typed handles on every map.
     maps: Maps,
-    /// `<bpffs>` when the maps and links are pinned; `None` for test loads.
-    bpffs: Option<std::path::PathBuf>,
+    /// The tc filter on each host veth.
+    links: links::Links,
 }
 
 impl Dataplane {
@@ -84,7 +85,7 @@ impl Dataplane {
         Ok(Self {
             ebpf,
             maps,
-            bpffs: Some(bpffs.to_path_buf()),
+            links: links::Links::new(),
         })
     }
 
@@ -94,7 +95,7 @@ impl Dataplane {
         Ok(Self {
             ebpf,
             maps,
-            bpffs: None,
+            links: links::Links::new(),
         })
     }
 
@@ -109,22 +110,23 @@ impl Dataplane {
         &self.maps
     }
 
-    /// tcx-attaches `from_sandbox` at ingress of `host_ifname` (in the caller's netns) and
-    /// pins the link at `<bpffs>/links/<host_ifname>`. Idempotent: a pinned link that is
-    /// still attached is kept (and switched to this process's program if it runs another).
+    /// Attaches `from_sandbox` at tc ingress of `host_ifname` (in the caller's netns), or
+    /// adopts the filter a previous daemon left there and switches it to this program.
+    /// Idempotent. Cheapest while the interface is still down.
     pub fn attach(&mut self, host_ifname: &str) -> anyhow::Result<()> {
-        let dir = self.links_dir()?;
-        links::attach(self.program_mut()?, &dir, host_ifname)
+        self.links
+            .attach(from_sandbox(&mut self.ebpf)?, host_ifname)
     }
 
-    /// Unpins (and so detaches) the link of `host_ifname`. A missing pin is fine.
+    /// Deletes the filter on `host_ifname` if this process attached or adopted it.
     pub fn detach(&mut self, host_ifname: &str) -> anyhow::Result<()> {
-        links::detach(&self.links_dir()?, host_ifname)
+        self.links.detach(host_ifname);
+        Ok(())
     }
 
-    /// Names of the interfaces with a pinned link.
+    /// Interfaces whose filter this process attached or adopted.
     pub fn attached(&self) -> anyhow::Result<Vec<String>> {
-        links::attached(&self.links_dir()?)
+        Ok(self.links.attached())
     }
 
     /// Writes NETWORKS (keeping its member_count) and SUBNETS.
@@ -203,18 +205,14 @@ impl Dataplane {
     }
 
     fn program_mut(&mut self) -> anyhow::Result<&mut SchedClassifier> {
-        Ok(self
-            .ebpf
-            .program_mut(PROG_FROM_SANDBOX)
-            .context("from_sandbox missing from the object")?
-            .try_into()?)
+        from_sandbox(&mut self.ebpf)
     }
+}
 
-    fn links_dir(&self) -> anyhow::Result<std::path::PathBuf> {
-        let bpffs = self
-            .bpffs
-            .as_ref()
-            .context("an unpinned dataplane (test load) cannot attach links")?;
-        Ok(bpffs.join(loader::LINKS_DIR))
-    }
+/// The `from_sandbox` program of a loaded object.
+fn from_sandbox(ebpf: &mut aya::Ebpf) -> anyhow::Result<&mut SchedClassifier> {
+    Ok(ebpf
+        .program_mut(PROG_FROM_SANDBOX)
+        .context("from_sandbox missing from the object")?
+        .try_into()?)
 }
