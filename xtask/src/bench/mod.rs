@@ -254,7 +254,8 @@ fn measure_round(
 }
 
 fn write_results(results: &Results, options: &Options) -> Result<()> {
-    let chart_file = format!("{}-c2c.svg", results.date);
+    // One chart per run: a section must keep showing its own numbers.
+    let chart_file = format!("{}-{}-c2c.svg", results.date, results.time.replace(':', ""));
     println!("\n{}", report::section(results, &chart_file));
     if options.no_write {
         println!("(--no-write: bench/ left untouched)");
