@@ -6,11 +6,13 @@
 //! skipping.
 pub mod api;
 pub mod check;
+mod cleanup;
 pub mod cmd;
+mod host;
 pub mod maps;
 pub mod netns;
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,18 +21,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use cleanup::{cleanup, ensure_bpffs, sweep_stale};
 pub use cmd::{run, run_timeout, wait_until, Background, Run};
+pub use host::firewall_rules;
 
 /// How long the daemon gets to answer its first `network ls`.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stopped or crashing daemon gets to exit.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the tests pin their BPF objects (a per-test directory below it).
-const BPFFS_ROOT: &str = "/sys/fs/bpf";
+pub(crate) const BPFFS_ROOT: &str = "/sys/fs/bpf";
 /// bpffs magic, from linux/magic.h.
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+pub(crate) const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Every name this suite creates starts with this, followed by the pid in hex and `x`.
-const NAME_TAG: &str = "ndt";
+pub(crate) const NAME_TAG: &str = "ndt";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static SETUP: Once = Once::new();
@@ -523,95 +527,6 @@ impl TestHost {
         }
     }
 
-    /// `ip -j -n NS args...` parsed.
-    pub fn ip_json(&self, ns: &str, args: &[&str]) -> Vec<Value> {
-        let mut argv = vec!["-j", "-n", ns];
-        argv.extend_from_slice(args);
-        let r = run("ip", &argv);
-        assert!(r.success(), "{r}");
-        let out = r.stdout.trim();
-        if out.is_empty() {
-            return Vec::new();
-        }
-        match serde_json::from_str(out) {
-            Ok(Value::Array(a)) => a,
-            other => panic!("ip -j output is not an array: {other:?}"),
-        }
-    }
-
-    /// Links of `ns` by name.
-    pub fn links(&self, ns: &str) -> Vec<Value> {
-        self.ip_json(ns, &["link", "show"])
-    }
-
-    /// Names of the links of `ns`.
-    pub fn link_names(&self, ns: &str) -> Vec<String> {
-        self.links(ns)
-            .iter()
-            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    /// netd's host-side veths (`nd...`) in the host netns.
-    pub fn host_veths(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .link_names(&self.host_ns)
-            .into_iter()
-            .filter(|n| n.starts_with("nd"))
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Addresses on lo with label `lo:netd` in the host netns, as `IP/prefix`.
-    pub fn gateway_addrs(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for link in self.ip_json(&self.host_ns, &["-4", "addr", "show", "dev", "lo"]) {
-            for a in link["addr_info"].as_array().into_iter().flatten() {
-                if a["label"].as_str() == Some("lo:netd") {
-                    out.push(format!(
-                        "{}/{}",
-                        a["local"].as_str().unwrap_or_default(),
-                        a["prefixlen"]
-                    ));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-
-    /// Links, addresses, routes and neighbors of the host netns and of `extra` netns, for
-    /// failure messages.
-    pub fn diagnostics(&self, extra: &[&str]) -> String {
-        let mut s = String::new();
-        let mut dump = |ns: &str| {
-            for what in [
-                vec!["-d", "link"],
-                vec!["addr"],
-                vec!["route"],
-                vec!["neigh"],
-            ] {
-                let mut argv = vec!["-n", ns];
-                argv.extend(what.iter().copied());
-                let r = run("ip", &argv);
-                s.push_str(&format!(
-                    "## ip {}\n{}{}",
-                    argv.join(" "),
-                    r.stdout,
-                    r.stderr
-                ));
-            }
-        };
-        dump(&self.host_ns);
-        for ns in extra {
-            dump(ns);
-        }
-        let r = run("tc", &["-n", &self.host_ns, "filter", "show"]);
-        s.push_str(&r.stdout);
-        s
-    }
-
     /// Pinned maps of this daemon.
     pub fn maps(&self) -> maps::PinnedMaps {
         maps::PinnedMaps::new(&self.bpffs)
@@ -654,119 +569,4 @@ pub fn stat_in(stats: &[Value], network: &str, kind: &str, reason: &str) -> u64 
         })
         .map(|e| e["Packets"].as_u64().unwrap_or(0))
         .sum()
-}
-
-/// Removes every netns and bpffs directory of test `id`. Links pinned there are detached
-/// by removing their pins.
-fn cleanup(id: &str) {
-    let _ = std::fs::remove_dir_all(Path::new(BPFFS_ROOT).join(id));
-    let prefix = format!("{id}-");
-    if let Ok(dir) = std::fs::read_dir("/run/netns") {
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) {
-                let r = run("ip", &["netns", "delete", &name]);
-                if !r.success() {
-                    eprintln!("cleanup of {id}: {r}");
-                }
-            }
-        }
-    }
-}
-
-/// The pid encoded in a name of this suite (`ndt<hex pid>x<n>...`).
-fn tag_pid(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix(NAME_TAG)?;
-    let (hex, tail) = rest.split_once('x')?;
-    let n_end = tail
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(tail.len());
-    if n_end == 0 || !(tail.len() == n_end || tail[n_end..].starts_with('-')) {
-        return None;
-    }
-    u32::from_str_radix(hex, 16).ok()
-}
-
-/// Removes what earlier, killed runs of this suite left behind (their pid is gone).
-fn sweep_stale() {
-    let mut ids = std::collections::BTreeSet::new();
-    for dir in ["/run/netns", BPFFS_ROOT] {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = tag_pid(&name) {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let id = name.split('-').next().unwrap_or(&name).to_string();
-                    ids.insert(id);
-                }
-            }
-        }
-    }
-    for id in ids {
-        eprintln!("netd-tests: removing leftovers of dead run {id}");
-        cleanup(&id);
-    }
-}
-
-fn fs_magic(path: &str) -> Option<i64> {
-    let c = std::ffi::CString::new(path).ok()?;
-    // SAFETY: statfs(2) with a valid C string and a zeroed out-struct.
-    unsafe {
-        let mut s: libc::statfs = std::mem::zeroed();
-        (libc::statfs(c.as_ptr(), &mut s) == 0).then_some(s.f_type as i64)
-    }
-}
-
-/// Mounts bpffs on /sys/fs/bpf if nothing is mounted there yet (serialized across test
-/// processes with a lock file so two runs never stack mounts).
-fn ensure_bpffs() {
-    if fs_magic(BPFFS_ROOT) == Some(BPF_FS_MAGIC) {
-        return;
-    }
-    let lock = File::create("/tmp/netd-tests-bpffs.lock").expect("create bpffs lock");
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock(2) on a file we own; released when `lock` is dropped.
-    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    if fs_magic(BPFFS_ROOT) != Some(BPF_FS_MAGIC) {
-        let r = run("mount", &["-t", "bpf", "bpf", BPFFS_ROOT]);
-        assert!(r.success(), "cannot mount bpffs on {BPFFS_ROOT}: {r}");
-    }
-    assert_eq!(
-        fs_magic(BPFFS_ROOT),
-        Some(BPF_FS_MAGIC),
-        "{BPFFS_ROOT} is not bpffs"
-    );
-}
-
-/// Lines of `iptables-save` and `nft list ruleset` in `ns`, without comments (they carry
-/// timestamps). Panics if a tool is missing.
-pub fn firewall_rules(ns: &str) -> String {
-    let mut s = String::new();
-    for argv in [
-        vec!["ip", "netns", "exec", ns, "iptables-save"],
-        vec!["ip", "netns", "exec", ns, "nft", "list", "ruleset"],
-    ] {
-        let r = run(argv[0], &argv[1..]);
-        assert!(r.success(), "{r}");
-        s.push_str(&format!("## {}\n", argv[4..].join(" ")));
-        for l in r.stdout.lines().filter(|l| !l.starts_with('#')) {
-            s.push_str(l);
-            s.push('\n');
-        }
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tag_pid;
-
-    #[test]
-    fn tags_parse() {
-        assert_eq!(tag_pid("ndt1f2ax3"), Some(0x1f2a));
-        assert_eq!(tag_pid("ndt1f2ax3-h"), Some(0x1f2a));
-        assert_eq!(tag_pid("ndt1f2ax-h"), None);
-        assert_eq!(tag_pid("ndtzzx3"), None);
-        assert_eq!(tag_pid("nd3fa9c1e2b4d0"), None);
-        assert_eq!(tag_pid("ndt12x3y"), None);
-    }
 }
