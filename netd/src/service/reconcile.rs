@@ -7,7 +7,6 @@ use super::sandboxes::UNKNOWN_IDENTITY;
 use super::{network_entry, Inner, Service, Settings};
 use crate::model::{is_host_ifname, Endpoint, EndpointState, Sandbox};
 use crate::netlink::netns;
-use crate::store::Change;
 
 impl Service {
     /// Removes endpoints whose veth disappeared, e.g. because the sandbox's netns was
@@ -75,22 +74,10 @@ impl Inner {
             .collect();
         for sandbox in vanished {
             tracing::info!(name = sandbox.name, "sandbox netns gone: forgetting it");
-            let endpoints: Vec<Endpoint> = self
-                .state
-                .endpoints
-                .values()
-                .filter(|e| e.sandbox_id == sandbox.id)
-                .cloned()
-                .collect();
-            for endpoint in &endpoints {
-                self.remove_endpoint(endpoint).await?;
-            }
+            self.forget_sandbox(&sandbox).await?;
             if sandbox.owned && sandbox.identity == UNKNOWN_IDENTITY {
                 // A crash interrupted `sandbox create`: the netns, if any, is ours.
                 netns::delete_named(&sandbox.name)?;
-            }
-            if self.state.sandboxes.remove(&sandbox.id).is_some() {
-                self.store.commit(&[Change::DeleteSandbox(&sandbox.id)])?;
             }
         }
         Ok(())

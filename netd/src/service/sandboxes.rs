@@ -57,21 +57,7 @@ impl Service {
             .find(|s| s.name == name)
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("sandbox {name} not found")))?;
-        let endpoints: Vec<Endpoint> = inner
-            .state
-            .endpoints
-            .values()
-            .filter(|e| e.sandbox_id == sandbox.id)
-            .cloned()
-            .collect();
-        for endpoint in &endpoints {
-            inner.remove_endpoint(endpoint).await?;
-        }
-        // Removing a sandbox netd did not make drops its last endpoint and with it the record.
-        if inner.state.sandboxes.contains_key(&sandbox.id) {
-            inner.store.commit(&[Change::DeleteSandbox(&sandbox.id)])?;
-            inner.state.sandboxes.remove(&sandbox.id);
-        }
+        inner.forget_sandbox(&sandbox).await?;
         if sandbox.owned {
             netns::delete_named(&sandbox.name)?;
         }
@@ -92,6 +78,27 @@ impl Service {
 }
 
 impl Inner {
+    /// Disconnects the sandbox from every network and drops its record. Its netns is left
+    /// to the caller.
+    pub(super) async fn forget_sandbox(&mut self, sandbox: &Sandbox) -> Result<()> {
+        let endpoints: Vec<Endpoint> = self
+            .state
+            .endpoints
+            .values()
+            .filter(|e| e.sandbox_id == sandbox.id)
+            .cloned()
+            .collect();
+        for endpoint in &endpoints {
+            self.remove_endpoint(endpoint).await?;
+        }
+        // A sandbox netd did not make went with its last endpoint; others are dropped here.
+        if self.state.sandboxes.contains_key(&sandbox.id) {
+            self.store.commit(&[Change::DeleteSandbox(&sandbox.id)])?;
+            self.state.sandboxes.remove(&sandbox.id);
+        }
+        Ok(())
+    }
+
     pub(super) fn sandbox_info(&self, sandbox: &Sandbox) -> SandboxInfo {
         let mut networks: Vec<String> = self
             .state
