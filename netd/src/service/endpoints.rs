@@ -127,16 +127,22 @@ impl Inner {
             .endpoints
             .insert(endpoint.id.clone(), endpoint.clone());
 
-        if let Err(err) = self
+        let realized = match self
             .realize_endpoint(&mut endpoint, &network, &sandbox)
             .await
         {
+            Ok(()) => {
+                endpoint.state = EndpointState::Active;
+                self.store.commit(&[Change::PutEndpoint(&endpoint)])
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = realized {
+            // Whatever failed, the caller gets an error: nothing of the endpoint may remain.
             self.teardown_endpoint(&endpoint, &network).await;
             self.forget_endpoint(&endpoint)?;
             return Err(err.into());
         }
-        endpoint.state = EndpointState::Active;
-        self.store.commit(&[Change::PutEndpoint(&endpoint)])?;
         self.state
             .endpoints
             .insert(endpoint.id.clone(), endpoint.clone());
