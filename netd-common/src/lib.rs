@@ -5,7 +5,9 @@
 #![no_std]
 
 pub mod maps;
+pub mod nat;
 pub mod stats;
 
 pub use maps::*;
+pub use nat::*;
 pub use stats::*;

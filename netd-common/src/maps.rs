@@ -26,6 +26,9 @@ pub struct EndpointInfo {
 pub const NET_FLAG_ICC: u32 = 1 << 0;
 /// Network flag: the network is `--internal` and reaches nothing outside its subnet.
 pub const NET_FLAG_INTERNAL: u32 = 1 << 1;
+/// Network flag: `enable_ip_masquerade=false`: the network is routed to and from the
+/// uplinks as is. A flag for "off" so that Docker's default (on) is the zero value.
+pub const NET_FLAG_NO_MASQUERADE: u32 = 1 << 2;
 
 /// One network, keyed by its dataplane id.
 #[repr(C)]

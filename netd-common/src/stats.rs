@@ -26,10 +26,19 @@ pub enum DropReason {
     UnsupportedProtocol = 8,
     /// The kernel refused the redirect.
     RedirectFailed = 9,
+    /// Masquerading found no free source port for a new flow.
+    NatPortsExhausted = 10,
+    /// The packet must be masqueraded but carries nothing NAT can key on (a fragment, IP
+    /// options, a protocol other than TCP/UDP/SCTP/ICMP echo).
+    NatUnsupported = 11,
+    /// No route to the destination through any uplink.
+    NoRoute = 12,
+    /// From an uplink, to a sandbox of a masquerading network, outside any published flow.
+    NotPublished = 13,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Malformed,
         DropReason::UnknownEndpoint,
         DropReason::SpoofedMac,
@@ -40,6 +49,10 @@ impl DropReason {
         DropReason::InternalNetwork,
         DropReason::UnsupportedProtocol,
         DropReason::RedirectFailed,
+        DropReason::NatPortsExhausted,
+        DropReason::NatUnsupported,
+        DropReason::NoRoute,
+        DropReason::NotPublished,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -54,6 +67,10 @@ impl DropReason {
             DropReason::InternalNetwork => "internal-network",
             DropReason::UnsupportedProtocol => "unsupported-protocol",
             DropReason::RedirectFailed => "redirect-failed",
+            DropReason::NatPortsExhausted => "nat-ports-exhausted",
+            DropReason::NatUnsupported => "nat-unsupported",
+            DropReason::NoRoute => "no-route",
+            DropReason::NotPublished => "not-published",
         }
     }
 }
@@ -70,14 +87,23 @@ pub enum Delivery {
     Host = 2,
     /// An ARP request for the gateway, answered by the program itself.
     ArpReply = 3,
+    /// Out through an uplink (masqueraded, a published port's reply, or routed as is).
+    Uplink = 4,
+    /// From an uplink into a sandbox (a published port, a masqueraded flow's reply).
+    Inbound = 5,
+    /// From a sandbox to a published port on a host address, into the backend sandbox.
+    Hairpin = 6,
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 4] = [
+    pub const ALL: [Delivery; 7] = [
         Delivery::Peer,
         Delivery::Flood,
         Delivery::Host,
         Delivery::ArpReply,
+        Delivery::Uplink,
+        Delivery::Inbound,
+        Delivery::Hairpin,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -86,6 +112,9 @@ impl Delivery {
             Delivery::Flood => "flood",
             Delivery::Host => "host",
             Delivery::ArpReply => "arp-reply",
+            Delivery::Uplink => "uplink",
+            Delivery::Inbound => "inbound",
+            Delivery::Hairpin => "hairpin",
         }
     }
 }

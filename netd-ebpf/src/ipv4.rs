@@ -1,11 +1,13 @@
 //! IPv4: anti-spoofing, then where the destination lives: a group address (flood), the
-//! gateway (host), a peer sandbox (redirect_peer), another netd subnet, or outside.
+//! gateway (the host, or a NAT flow), a peer sandbox (redirect_peer), another netd subnet,
+//! or beyond them all (`egress`).
 
 use aya_ebpf::programs::TcContext;
 use netd_common::{DropReason, EndpointInfo, NetworkInfo};
-use network_types::eth::EthHdr;
+use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
+    egress,
     flood::flood,
     lookup,
     maps::{host_key, NETWORKS, SUBNETS},
@@ -28,12 +30,12 @@ pub fn handle(ctx: &TcContext, sender: &Sender, eth: &EthHdr) -> Verdict {
         return flood(ctx, sender);
     }
     if dst == ip_u32(sender.net.gateway_ip) {
-        return sender.to_host();
+        return egress::to_gateway(ctx, sender, ip);
     }
     if let Some(peer) = lookup::by_ip(dst) {
         return to_peer(ctx, sender, eth, peer);
     }
-    beyond_endpoints(ctx, sender, dst, ip.dst_addr)
+    beyond_endpoints(ctx, sender, dst, ip)
 }
 
 /// Limited broadcast or multicast (224.0.0.0/4).
@@ -57,16 +59,13 @@ fn to_peer(ctx: &TcContext, sender: &Sender, eth: &EthHdr, peer: &EndpointInfo) 
 /// No endpoint has the address: it is another network's gateway (the host owns it), our
 /// subnet's broadcast, a free address in a netd subnet, or outside every netd subnet.
 #[inline(always)]
-fn beyond_endpoints(ctx: &TcContext, sender: &Sender, dst: u32, dst_bytes: [u8; 4]) -> Verdict {
+fn beyond_endpoints(ctx: &TcContext, sender: &Sender, dst: u32, ip: &Ipv4Hdr) -> Verdict {
     let Some(&net_id) = SUBNETS.get(host_key(dst)) else {
-        if sender.internal() {
-            return Err(sender.drop(DropReason::InternalNetwork));
-        }
-        return sender.to_host();
+        return egress::beyond_subnets(ctx, sender, ip);
     };
     if net_id == sender.ep.net_id {
         // The own gateway was handled before the endpoint lookup.
-        if is_subnet_broadcast(dst_bytes, sender.net) {
+        if is_subnet_broadcast(ip.dst_addr, sender.net) {
             return flood(ctx, sender);
         }
         return Err(sender.drop(DropReason::UnknownDestination));
@@ -76,7 +75,7 @@ fn beyond_endpoints(ctx: &TcContext, sender: &Sender, dst: u32, dst_bytes: [u8; 
             if sender.internal() {
                 Err(sender.drop(DropReason::InternalNetwork))
             } else {
-                sender.to_host()
+                egress::to_gateway(ctx, sender, ip)
             }
         }
         _ => Err(sender.drop(DropReason::UnknownDestination)),

@@ -8,18 +8,30 @@
 #![no_main]
 
 mod arp;
+mod egress;
 mod endpoint;
 mod flood;
+mod flow;
+mod icmp_error;
 mod ipv4;
 mod lookup;
 mod maps;
+mod nat;
 mod packet;
 mod policy;
+mod publish;
 mod redirect;
+mod route;
+mod sock;
 mod stats;
+mod uplink;
 mod verdict;
 
-use aya_ebpf::{bindings::TC_ACT_SHOT, macros::classifier, programs::TcContext};
+use aya_ebpf::{
+    bindings::TC_ACT_SHOT,
+    macros::{cgroup_sock_addr, classifier},
+    programs::{SockAddrContext, TcContext},
+};
 use netd_common::{delivery_slot, drop_slot, DropReason};
 
 use crate::{
@@ -29,13 +41,48 @@ use crate::{
 
 #[classifier]
 pub fn from_sandbox(ctx: TcContext) -> i32 {
-    match try_from_sandbox(&ctx) {
+    counted(&ctx, try_from_sandbox(&ctx))
+}
+
+#[classifier]
+pub fn from_uplink(ctx: TcContext) -> i32 {
+    counted(&ctx, uplink::handle(&ctx))
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn connect4(ctx: SockAddrContext) -> i32 {
+    sock::to_backend(&ctx);
+    1
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
+    sock::to_backend(&ctx);
+    1
+}
+
+#[cgroup_sock_addr(recvmsg4)]
+pub fn recvmsg4(ctx: SockAddrContext) -> i32 {
+    sock::from_backend(&ctx);
+    1
+}
+
+#[cgroup_sock_addr(getpeername4)]
+pub fn getpeername4(ctx: SockAddrContext) -> i32 {
+    sock::from_backend(&ctx);
+    1
+}
+
+/// One counter per packet, then the tc action.
+#[inline(always)]
+fn counted(ctx: &TcContext, verdict: Verdict) -> i32 {
+    match verdict {
         Ok(done) => {
-            stats::count(&ctx, delivery_slot(done.net_id, done.delivery));
+            stats::count(ctx, delivery_slot(done.net_id, done.delivery));
             done.action
         }
         Err(dropped) => {
-            stats::count(&ctx, drop_slot(dropped.net_id, dropped.reason));
+            stats::count(ctx, drop_slot(dropped.net_id, dropped.reason));
             TC_ACT_SHOT
         }
     }

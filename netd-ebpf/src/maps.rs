@@ -4,11 +4,13 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{lpm_trie::Key, Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use netd_common::{
-    Counter, EndpointInfo, MemberKey, NetworkInfo, EP_CACHE_SLOTS, MAX_ENDPOINTS,
-    MAX_FLOOD_MEMBERS, MAX_NETWORKS, STAT_SLOTS,
+    Counter, EndpointInfo, FlowKey, MemberKey, NatConfig, NatEntry, NetworkInfo, PublishKey,
+    PublishTarget, SockKey, SockOrigin, UplinkInfo, DEFAULT_NAT_ENTRIES, EP_CACHE_SLOTS,
+    MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_HOST_ADDRS, MAX_NETWORKS, MAX_PUBLISHED, MAX_SOCK_NAT,
+    MAX_UPLINKS, NAT_COUNTERS, STAT_SLOTS,
 };
 
 /// Host-side veth ifindex -> the endpoint sending on it. Written by the daemon on connect.
@@ -57,3 +59,36 @@ pub static STATS: PerCpuArray<Counter> =
 pub fn host_key(ip: u32) -> Key<u32> {
     Key::new(32, ip)
 }
+
+/// The NAT/conntrack table: [`FlowKey`] -> [`NatEntry`], both directions of every
+/// translated flow. LRU, so a full table evicts the stalest flow instead of refusing new
+/// ones; the daemon sizes it (`--nat-max-entries`) and expires idle entries.
+#[map]
+pub static NAT: LruHashMap<FlowKey, NatEntry> =
+    LruHashMap::with_max_entries(DEFAULT_NAT_ENTRIES, 0);
+
+/// Published ports -> their backend. Written by the daemon on connect -p / disconnect.
+#[map]
+pub static PUBLISHED: HashMap<PublishKey, PublishTarget> =
+    HashMap::with_max_entries(MAX_PUBLISHED, 0);
+
+/// The uplinks, in order; a zero ifindex ends the list. Written by the daemon at start.
+#[map]
+pub static UPLINKS: Array<UplinkInfo> = Array::with_max_entries(MAX_UPLINKS, 0);
+
+/// Every IPv4 address of the host (wire-order u32) -> 1. Written by the daemon.
+#[map]
+pub static HOST_ADDRS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_HOST_ADDRS, 0);
+
+/// Slot 0: [`NatConfig`]. Written by the daemon at start.
+#[map]
+pub static NAT_CONFIG: Array<NatConfig> = Array::with_max_entries(1, 0);
+
+/// Sockets the hooks pointed at a backend -> the address the application asked for.
+#[map]
+pub static SOCK_NAT: LruHashMap<SockKey, SockOrigin> =
+    LruHashMap::with_max_entries(MAX_SOCK_NAT, 0);
+
+/// Per-CPU NAT counters, indexed by [`netd_common::NatCounter`].
+#[map]
+pub static NAT_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NAT_COUNTERS, 0);

@@ -3,6 +3,7 @@
 use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_REDIRECT};
 use netd_common::{
     Delivery, DropReason, EndpointInfo, NetworkInfo, NET_FLAG_ICC, NET_FLAG_INTERNAL,
+    NET_FLAG_NO_MASQUERADE,
 };
 
 /// The packet goes on: `action` is the tc verdict, `delivery` the counter it lands in.
@@ -13,6 +14,7 @@ pub struct Delivered {
 }
 
 /// The packet is dropped (TC_ACT_SHOT) and counted under `reason` on `net_id`.
+#[derive(Clone, Copy)]
 pub struct Dropped {
     pub net_id: u32,
     pub reason: DropReason,
@@ -58,6 +60,11 @@ impl Sender<'_> {
     #[inline(always)]
     pub fn internal(&self) -> bool {
         self.net.flags & NET_FLAG_INTERNAL != 0
+    }
+
+    #[inline(always)]
+    pub fn masquerade(&self) -> bool {
+        self.net.flags & NET_FLAG_NO_MASQUERADE == 0
     }
 }
 

@@ -9,5 +9,6 @@ pub mod dataplane;
 pub mod ipam;
 pub mod model;
 pub mod netlink;
+pub mod ports;
 pub mod service;
 pub mod store;

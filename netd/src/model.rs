@@ -80,6 +80,9 @@ pub struct Endpoint {
     pub sandbox_ifname: Option<String>,
     pub aliases: Vec<String>,
     pub state: EndpointState,
+    /// Published ports (`-p`); absent in records of older builds.
+    #[serde(default)]
+    pub ports: Vec<crate::ports::PortMapping>,
 }
 
 /// A network namespace that endpoints attach to.

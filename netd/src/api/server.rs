@@ -2,7 +2,8 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -80,7 +81,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/networks/{name}/disconnect", post(disconnect))
         .route("/sandboxes", get(list_sandboxes).post(create_sandbox))
         .route("/sandboxes/{name}", axum::routing::delete(remove_sandbox))
-        .route("/stats", get(stats));
+        .route("/stats", get(stats))
+        .route("/ports", get(ports))
+        .route("/conntrack", get(conntrack));
     Router::new()
         .nest(API_PREFIX, api)
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API route".into()) })
@@ -162,4 +165,23 @@ async fn remove_sandbox(State(svc): Svc, Path(name): Path<String>) -> Reply<Stat
 
 async fn stats(State(svc): Svc) -> Reply<Json<Vec<StatEntry>>> {
     Ok(Json(svc.stats().await?))
+}
+
+async fn ports(
+    State(svc): Svc,
+    query: Result<Query<PortsQuery>, QueryRejection>,
+) -> Reply<Json<Vec<PortInfo>>> {
+    let query = query
+        .map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("malformed request: {}", e.body_text().replace('\n', " ")),
+            )
+        })?
+        .0;
+    Ok(Json(svc.list_ports(query.netns.as_deref()).await?))
+}
+
+async fn conntrack(State(svc): Svc) -> Reply<Json<Vec<ConntrackEntry>>> {
+    Ok(Json(svc.conntrack().await?))
 }

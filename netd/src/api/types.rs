@@ -115,6 +115,9 @@ pub struct ConnectRequest {
     pub ipv4_address: Option<Ipv4Addr>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `-p` specs in Docker's syntax, e.g. `127.0.0.1:8080:80/tcp`.
+    #[serde(default)]
+    pub ports: Vec<String>,
 }
 
 /// Reply to connect.
@@ -127,6 +130,9 @@ pub struct Connected {
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
     pub mac_address: String,
+    /// The published ports, as `docker port` prints them.
+    #[serde(default)]
+    pub ports: Vec<String>,
 }
 
 /// `POST /v1/networks/{name}/disconnect`
@@ -181,4 +187,44 @@ pub struct StatEntry {
 #[serde(rename_all = "PascalCase")]
 pub struct ErrorReply {
     pub message: String,
+}
+
+/// Each element of `GET /v1/ports`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortInfo {
+    pub sandbox: String,
+    pub network: String,
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: String,
+    pub container_ip: String,
+}
+
+/// Query of `GET /v1/ports`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortsQuery {
+    pub netns: Option<String>,
+}
+
+/// An address and port, as conntrack shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FlowEnds {
+    pub src: String,
+    pub dst: String,
+}
+
+/// Each element of `GET /v1/conntrack`: one translated flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConntrackEntry {
+    pub protocol: String,
+    /// snat, dnat or hairpin.
+    pub kind: String,
+    pub original: FlowEnds,
+    pub translated: FlowEnds,
+    pub age_seconds: u64,
 }

@@ -215,6 +215,17 @@ pub mod route {
     pub fn stats() -> String {
         format!("{API_PREFIX}/stats")
     }
+
+    pub fn ports(netns: Option<&str>) -> String {
+        match netns {
+            Some(netns) => format!("{API_PREFIX}/ports?netns={}", segment(netns)),
+            None => format!("{API_PREFIX}/ports"),
+        }
+    }
+
+    pub fn conntrack() -> String {
+        format!("{API_PREFIX}/conntrack")
+    }
 }
 
 #[cfg(test)]

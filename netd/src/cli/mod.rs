@@ -9,10 +9,12 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::daemon::DaemonArgs;
 
 pub mod client;
+pub mod conntrack;
 pub mod error;
 pub mod network;
 pub mod output;
 pub mod parse;
+pub mod port;
 pub mod sandbox;
 pub mod stats;
 
@@ -50,8 +52,14 @@ pub enum ClientCommand {
     /// Manage sandboxes (named network namespaces)
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
-    /// Show the dataplane's delivery and drop counters
+    /// Show the dataplane's delivery, drop and NAT counters
     Stats(stats::StatsArgs),
+    /// List published ports
+    #[command(subcommand)]
+    Port(port::PortCommand),
+    /// Show the NAT/conntrack table
+    #[command(subcommand)]
+    Conntrack(conntrack::ConntrackCommand),
 }
 
 impl Cli {
@@ -112,6 +120,8 @@ async fn dispatch(client: &Client, command: ClientCommand) -> Result<(), CliErro
         ClientCommand::Network(command) => network::run(client, command).await,
         ClientCommand::Sandbox(command) => sandbox::run(client, command).await,
         ClientCommand::Stats(args) => stats::run(client, args).await,
+        ClientCommand::Port(command) => port::run(client, command).await,
+        ClientCommand::Conntrack(command) => conntrack::run(client, command).await,
     }
 }
 

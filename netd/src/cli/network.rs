@@ -124,6 +124,9 @@ pub struct ConnectArgs {
     /// Network-scoped alias (repeatable)
     #[arg(long = "alias", value_name = "NAME")]
     pub aliases: Vec<String>,
+    /// Publish a port: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp] (repeatable)
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// Network name or id
     pub network: String,
     /// A name under /run/netns, or a path such as /proc/PID/ns/net
@@ -211,6 +214,7 @@ async fn connect(client: &Client, args: &ConnectArgs) -> Result<(), CliError> {
         netns: netns_arg(&args.netns)?,
         ipv4_address: args.ip.as_deref().map(|s| parse::ip("ip", s)).transpose()?,
         aliases: args.aliases.clone(),
+        ports: args.publish.clone(),
     };
     client
         .post_discard(&route::network_connect(&args.network), &request)
@@ -229,7 +233,7 @@ async fn disconnect(client: &Client, args: &DisconnectArgs) -> Result<(), CliErr
 /// A NETNS argument as the daemon needs it: a bare name is kept (the daemon looks it up
 /// under /run/netns); a relative path is made absolute, since the daemon's working
 /// directory is not ours.
-fn netns_arg(netns: &str) -> Result<String, CliError> {
+pub(super) fn netns_arg(netns: &str) -> Result<String, CliError> {
     let path = Path::new(netns);
     if !netns.contains('/') || path.is_absolute() {
         return Ok(netns.to_owned());

@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::error::CliError;
-use crate::api::types::{NetworkInspect, SandboxInfo, StatEntry};
+use crate::api::types::{ConntrackEntry, NetworkInspect, PortInfo, SandboxInfo, StatEntry};
 
 /// Least width of a padded column (docker's tabwriter settings).
 const MIN_WIDTH: usize = 10;
@@ -159,6 +159,40 @@ pub fn stats_table(stats: &[StatEntry]) -> String {
         })
         .collect();
     table(&["NETWORK", "KIND", "REASON", "PACKETS", "BYTES"], &rows)
+}
+
+/// `port ls`: `80/tcp -> 0.0.0.0:8080`, as `docker port` prints it; with the sandbox's
+/// name and a tab first when listing every sandbox.
+pub fn port_lines(ports: &[PortInfo], with_sandbox: bool) -> String {
+    let mut out = String::new();
+    for p in ports {
+        if with_sandbox {
+            out.push_str(&p.sandbox);
+            out.push('\t');
+        }
+        out.push_str(&format!(
+            "{}/{} -> {}:{}\n",
+            p.container_port, p.protocol, p.host_ip, p.host_port
+        ));
+    }
+    out
+}
+
+/// `conntrack ls`: `PROTO  KIND  ORIGINAL  TRANSLATED  AGE`.
+pub fn conntrack_table(flows: &[ConntrackEntry]) -> String {
+    let rows: Vec<Vec<String>> = flows
+        .iter()
+        .map(|f| {
+            vec![
+                f.protocol.clone(),
+                f.kind.clone(),
+                format!("{} -> {}", f.original.src, f.original.dst),
+                format!("{} -> {}", f.translated.src, f.translated.dst),
+                format!("{}s", f.age_seconds),
+            ]
+        })
+        .collect();
+    table(&["PROTO", "KIND", "ORIGINAL", "TRANSLATED", "IDLE"], &rows)
 }
 
 /// Pretty JSON indented by 4 spaces, as `docker inspect` prints it, with a final newline.

@@ -8,17 +8,31 @@ use std::{
 use anyhow::{bail, Context as _};
 use aya::{
     maps::{MapInfo, MapType},
-    programs::SchedClassifier,
+    programs::{CgroupSockAddr, SchedClassifier},
     Ebpf, EbpfLoader,
 };
 use netd_common::{
-    Counter, EndpointInfo, MemberKey, NetworkInfo, EP_CACHE_SLOTS, MAP_ENDPOINTS_BY_IFINDEX,
-    MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX, MAP_EP_CACHE_BY_IP, MAP_MEMBERS, MAP_NETWORKS,
-    MAP_STATS, MAP_SUBNETS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_NETWORKS, PROG_FROM_SANDBOX,
-    STAT_SLOTS,
+    Counter, EndpointInfo, FlowKey, MemberKey, NatConfig, NatEntry, NetworkInfo, PublishKey,
+    PublishTarget, SockKey, SockOrigin, UplinkInfo, EP_CACHE_SLOTS, MAP_ENDPOINTS_BY_IFINDEX,
+    MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX, MAP_EP_CACHE_BY_IP, MAP_HOST_ADDRS, MAP_MEMBERS,
+    MAP_NAT, MAP_NAT_CONFIG, MAP_NAT_STATS, MAP_NETWORKS, MAP_PUBLISHED, MAP_SOCK_NAT, MAP_STATS,
+    MAP_SUBNETS, MAP_UPLINKS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_HOST_ADDRS, MAX_NETWORKS,
+    MAX_PUBLISHED, MAX_SOCK_NAT, MAX_UPLINKS, NAT_COUNTERS, PROG_CONNECT4, PROG_FROM_SANDBOX,
+    PROG_FROM_UPLINK, PROG_GETPEERNAME4, PROG_RECVMSG4, PROG_SENDMSG4, STAT_SLOTS,
 };
 
 use super::maps::Maps;
+use super::nat::NatTables;
+
+/// The tc programs, loaded once; each hangs on its own kind of device.
+pub const TC_PROGRAMS: [&str; 2] = [PROG_FROM_SANDBOX, PROG_FROM_UPLINK];
+/// The cgroup socket hooks.
+pub const SOCK_PROGRAMS: [&str; 4] = [
+    PROG_CONNECT4,
+    PROG_SENDMSG4,
+    PROG_RECVMSG4,
+    PROG_GETPEERNAME4,
+];
 
 /// Subdirectory of `<bpffs>` holding one pin per map, named as in netd-common.
 pub const MAPS_DIR: &str = "maps";
@@ -36,7 +50,7 @@ struct Layout {
     max_entries: u32,
 }
 
-const LAYOUTS: [Layout; 8] = [
+const LAYOUTS: [Layout; 15] = [
     Layout {
         name: MAP_ENDPOINTS_BY_IFINDEX,
         map_type: MapType::Hash,
@@ -93,12 +107,64 @@ const LAYOUTS: [Layout; 8] = [
         value_size: size_of::<Counter>(),
         max_entries: MAX_NETWORKS * STAT_SLOTS,
     },
+    Layout {
+        name: MAP_NAT,
+        map_type: MapType::LruHash,
+        key_size: size_of::<FlowKey>(),
+        value_size: size_of::<NatEntry>(),
+        // Set from `--nat-max-entries` at load; checked against that.
+        max_entries: 0,
+    },
+    Layout {
+        name: MAP_PUBLISHED,
+        map_type: MapType::Hash,
+        key_size: size_of::<PublishKey>(),
+        value_size: size_of::<PublishTarget>(),
+        max_entries: MAX_PUBLISHED,
+    },
+    Layout {
+        name: MAP_UPLINKS,
+        map_type: MapType::Array,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<UplinkInfo>(),
+        max_entries: MAX_UPLINKS,
+    },
+    Layout {
+        name: MAP_HOST_ADDRS,
+        map_type: MapType::Hash,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<u32>(),
+        max_entries: MAX_HOST_ADDRS,
+    },
+    Layout {
+        name: MAP_NAT_CONFIG,
+        map_type: MapType::Array,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<NatConfig>(),
+        max_entries: 1,
+    },
+    Layout {
+        name: MAP_SOCK_NAT,
+        map_type: MapType::LruHash,
+        key_size: size_of::<SockKey>(),
+        value_size: size_of::<SockOrigin>(),
+        max_entries: MAX_SOCK_NAT,
+    },
+    Layout {
+        name: MAP_NAT_STATS,
+        map_type: MapType::PerCpuArray,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<u64>(),
+        max_entries: NAT_COUNTERS,
+    },
 ];
 
-/// Loads the object and `from_sandbox`. With `bpffs`, every map is adopted from (or created
-/// and pinned at) `<bpffs>/maps/<NAME>`; without, nothing is pinned.
-pub fn load(bpffs: Option<&Path>) -> anyhow::Result<(Ebpf, Maps)> {
+/// Loads the object and every program. With `bpffs`, every map is adopted from (or created
+/// and pinned at) `<bpffs>/maps/<NAME>`; without, nothing is pinned. `nat_entries` sizes
+/// the NAT table.
+pub fn load(bpffs: Option<&Path>, nat_entries: u32) -> anyhow::Result<(Ebpf, Maps, NatTables)> {
     let mut loader = EbpfLoader::new();
+    loader.map_max_entries(MAP_NAT, nat_entries);
     let maps_dir = match bpffs {
         Some(bpffs) => Some(prepare_pin_dirs(bpffs)?),
         None => None,
@@ -106,21 +172,38 @@ pub fn load(bpffs: Option<&Path>) -> anyhow::Result<(Ebpf, Maps)> {
     if let Some(dir) = &maps_dir {
         for layout in &LAYOUTS {
             let pin = dir.join(layout.name);
-            check_pinned_layout(&pin, layout)?;
+            let max_entries = if layout.name == MAP_NAT {
+                nat_entries
+            } else {
+                layout.max_entries
+            };
+            check_pinned_layout(&pin, layout, max_entries)?;
             loader.map_pin_path(layout.name, pin);
         }
     }
     let mut ebpf = loader
         .load(OBJECT)
         .context("loading the netd eBPF object")?;
-    let prog: &mut SchedClassifier = ebpf
-        .program_mut(PROG_FROM_SANDBOX)
-        .context("from_sandbox missing from the object")?
-        .try_into()?;
-    // aya's load error carries the verifier log; `{:#}` of the chain shows it.
-    prog.load().context("verifier rejected from_sandbox")?;
+    for name in TC_PROGRAMS {
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .with_context(|| format!("{name} missing from the object"))?
+            .try_into()?;
+        // aya's load error carries the verifier log; `{:#}` of the chain shows it.
+        prog.load()
+            .with_context(|| format!("verifier rejected {name}"))?;
+    }
+    for name in SOCK_PROGRAMS {
+        let prog: &mut CgroupSockAddr = ebpf
+            .program_mut(name)
+            .with_context(|| format!("{name} missing from the object"))?
+            .try_into()?;
+        prog.load()
+            .with_context(|| format!("verifier rejected {name}"))?;
+    }
     let maps = Maps::take(&mut ebpf)?;
-    Ok((ebpf, maps))
+    let nat = NatTables::take(&mut ebpf)?;
+    Ok((ebpf, maps, nat))
 }
 
 /// Checks that `bpffs` lives on a bpf filesystem and creates `maps/` under it.
@@ -144,7 +227,7 @@ fn prepare_pin_dirs(bpffs: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn check_pinned_layout(pin: &Path, want: &Layout) -> anyhow::Result<()> {
+fn check_pinned_layout(pin: &Path, want: &Layout, max_entries: u32) -> anyhow::Result<()> {
     if !pin.exists() {
         return Ok(());
     }
@@ -157,12 +240,19 @@ fn check_pinned_layout(pin: &Path, want: &Layout) -> anyhow::Result<()> {
         info.value_size() as usize,
         info.max_entries(),
     );
-    let expected = (
-        want.map_type,
-        want.key_size,
-        want.value_size,
-        want.max_entries,
-    );
+    let expected = (want.map_type, want.key_size, want.value_size, max_entries);
+    if found != expected
+        && found.3 != expected.3
+        && (found.0, found.1, found.2) == (expected.0, expected.1, expected.2)
+    {
+        bail!(
+            "pinned map {} holds {} entries but {} were asked for (--nat-max-entries): \
+             restart with the pinned size, or stop traffic and remove the pin to resize",
+            pin.display(),
+            found.3,
+            expected.3
+        );
+    }
     if found != expected {
         bail!(
             "pinned map {} has (type, key, value, max_entries) {found:?} but this netd expects \

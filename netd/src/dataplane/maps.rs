@@ -23,7 +23,7 @@ use netd_common::{
     delivery_slot, drop_slot, Counter, Delivery, DropReason, EndpointInfo, MemberKey, NetworkInfo,
     MAP_ENDPOINTS_BY_IFINDEX, MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX, MAP_EP_CACHE_BY_IP,
     MAP_MEMBERS, MAP_NETWORKS, MAP_STATS, MAP_SUBNETS, MAX_FLOOD_MEMBERS, MAX_NETWORKS,
-    NET_FLAG_ICC, NET_FLAG_INTERNAL,
+    NET_FLAG_ICC, NET_FLAG_INTERNAL, NET_FLAG_NO_MASQUERADE,
 };
 
 use self::cache::{EndpointCache, Keyed};
@@ -77,6 +77,9 @@ fn network_info(net: &NetworkEntry, member_count: u32) -> NetworkInfo {
     }
     if net.internal {
         flags |= NET_FLAG_INTERNAL;
+    }
+    if !net.masquerade {
+        flags |= NET_FLAG_NO_MASQUERADE;
     }
     NetworkInfo {
         gateway_ip: net.gateway.octets(),

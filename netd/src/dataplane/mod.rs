@@ -1,10 +1,12 @@
-//! The daemon's side of the eBPF dataplane: loads `from_sandbox`, owns its maps (pinned
-//! under `<bpffs>`) and its tc filters (on the devices), so traffic keeps flowing while the
-//! daemon is down.
+//! The daemon's side of the eBPF dataplane: loads the programs, owns their maps (pinned
+//! under `<bpffs>`), their tc filters (on the devices) and socket hooks (pinned links), so
+//! traffic keeps flowing while the daemon is down.
 //!
 //! - `loader`: the embedded object, bpffs checks, adopt-or-create of the pinned maps.
-//! - `maps`: typed wrappers, one method per map family change, and read access for tests.
-//! - `links`: the cls_bpf filter on each host veth (and why not tcx).
+//! - `maps`: typed wrappers for the bridge maps, and read access for tests.
+//! - `nat`: the NAT table, published ports, uplinks and host addresses.
+//! - `links`: the cls_bpf filter on each host veth and uplink (and why not tcx).
+//! - `socket_hooks`: the cgroup hooks that publish ports to the host's own sockets.
 //!
 //! BPF_PROG_TEST_RUN ([`Dataplane::test_run`]) runs the program as if the frame arrived
 //! on the loopback device, so packet tests register their sender at [`TEST_RUN_IFINDEX`].
@@ -12,15 +14,22 @@
 mod links;
 mod loader;
 mod maps;
+mod nat;
+mod socket_hooks;
 
 use std::{net::Ipv4Addr, path::Path};
 
 use anyhow::Context as _;
 use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions};
-use netd_common::{Counter, Delivery, DropReason, EndpointInfo, PROG_FROM_SANDBOX};
+use netd_common::{
+    Counter, Delivery, DropReason, EndpointInfo, NatConfig, PublishKey, PublishTarget, UplinkInfo,
+    DEFAULT_NAT_ENTRIES, PROG_FROM_SANDBOX, PROG_FROM_UPLINK,
+};
 
 pub use ipnet;
 pub use maps::Maps;
+pub use nat::{FlowRow, NatCounters, NatTables, Timeouts};
+pub use socket_hooks::cgroup2_root;
 
 /// ifindex the program sees under BPF_PROG_TEST_RUN: the kernel attaches the test skb to
 /// the loopback device of the caller's netns, which is always ifindex 1.
@@ -38,6 +47,8 @@ pub struct NetworkEntry {
     pub icc: bool,
     /// `--internal`: nothing outside netd's subnets is reachable.
     pub internal: bool,
+    /// `enable_ip_masquerade`: traffic to the outside leaves with the uplink's address.
+    pub masquerade: bool,
 }
 
 /// What a counter counts.
@@ -70,33 +81,79 @@ pub struct TestRunOutcome {
 pub struct Dataplane {
     /// The loaded object; owns the program (the maps were moved into `maps`).
     ebpf: aya::Ebpf,
-    /// Typed handles on every map.
+    /// Typed handles on every bridge map.
     maps: Maps,
+    /// Typed handles on the NAT maps.
+    nat: NatTables,
     /// The tc filter on each host veth.
     links: links::Links,
+    /// The tc filter on each uplink.
+    uplink_links: links::Links,
 }
 
 impl Dataplane {
     /// Loads the programs; adopts or creates the pinned maps under `<bpffs>/maps`
     /// (`EbpfLoader::map_pin_path`). Creates the directories; fails clearly when `bpffs`
     /// is not on a bpf filesystem or a pinned map has another layout than this build's.
-    pub fn open(bpffs: &Path) -> anyhow::Result<Self> {
-        let (ebpf, maps) = loader::load(Some(bpffs))?;
-        Ok(Self {
-            ebpf,
-            maps,
-            links: links::Links::new(),
-        })
+    /// `nat_entries` sizes the NAT table (a pinned one must have that size).
+    pub fn open(bpffs: &Path, nat_entries: u32) -> anyhow::Result<Self> {
+        let (ebpf, maps, nat) = loader::load(Some(bpffs), nat_entries)?;
+        Ok(Self::new(ebpf, maps, nat))
     }
 
     /// Same, but with no pins at all: for packet tests and prog-cost.
     pub fn open_unpinned() -> anyhow::Result<Self> {
-        let (ebpf, maps) = loader::load(None)?;
-        Ok(Self {
+        let (ebpf, maps, nat) = loader::load(None, DEFAULT_NAT_ENTRIES)?;
+        Ok(Self::new(ebpf, maps, nat))
+    }
+
+    fn new(ebpf: aya::Ebpf, maps: Maps, nat: NatTables) -> Self {
+        Self {
             ebpf,
             maps,
+            nat,
             links: links::Links::new(),
-        })
+            uplink_links: links::Links::new(),
+        }
+    }
+
+    /// Read access to the NAT maps.
+    pub fn nat(&self) -> &NatTables {
+        &self.nat
+    }
+
+    /// Mutable access to the NAT maps (the daemon's writes; packet tests set up flows).
+    pub fn nat_mut(&mut self) -> &mut NatTables {
+        &mut self.nat
+    }
+
+    /// Attaches `from_uplink` at tc ingress of `ifname` (adopting a previous daemon's
+    /// filter) and records the uplinks, in order, with the addresses they masquerade to.
+    pub fn set_uplinks(&mut self, uplinks: &[(String, UplinkInfo)]) -> anyhow::Result<()> {
+        for (ifname, _) in uplinks {
+            let prog = tc_program(&mut self.ebpf, PROG_FROM_UPLINK)?;
+            self.uplink_links.attach(prog, ifname)?;
+        }
+        let infos: Vec<UplinkInfo> = uplinks.iter().map(|(_, info)| *info).collect();
+        self.nat.set_uplinks(&infos)
+    }
+
+    /// Attaches the socket hooks to `cgroup`, acting on sockets of the netns whose cookie
+    /// is `host_netns_cookie`; masquerading picks source ports in `ports`.
+    pub fn attach_socket_hooks(
+        &mut self,
+        bpffs: &Path,
+        cgroup: &Path,
+        host_netns_cookie: u64,
+        ports: std::ops::RangeInclusive<u16>,
+    ) -> anyhow::Result<()> {
+        self.nat.set_config(NatConfig {
+            host_netns_cookie,
+            port_min: *ports.start(),
+            port_max: *ports.end(),
+            _pad: 0,
+        })?;
+        socket_hooks::attach(&mut self.ebpf, cgroup, bpffs)
     }
 
     /// Opens the maps another process pinned under `<bpffs>/maps`, for inspection (tests
@@ -115,7 +172,7 @@ impl Dataplane {
     /// Idempotent. Cheapest while the interface is still down.
     pub fn attach(&mut self, host_ifname: &str) -> anyhow::Result<()> {
         self.links
-            .attach(from_sandbox(&mut self.ebpf)?, host_ifname)
+            .attach(tc_program(&mut self.ebpf, PROG_FROM_SANDBOX)?, host_ifname)
     }
 
     /// Deletes the filter on `host_ifname` if this process attached or adopted it.
@@ -176,16 +233,29 @@ impl Dataplane {
     /// as if it arrived on [`TEST_RUN_IFINDEX`]. Each run sees the frame as the previous
     /// run left it, and bumps STATS like real traffic.
     pub fn test_run(&mut self, frame: &[u8], repeat: u32) -> anyhow::Result<TestRunOutcome> {
+        self.test_run_program(PROG_FROM_SANDBOX, frame, repeat)
+    }
+
+    /// Same for `from_uplink`: the frame arrives as if from the outside on an uplink.
+    pub fn test_run_uplink(&mut self, frame: &[u8], repeat: u32) -> anyhow::Result<TestRunOutcome> {
+        self.test_run_program(PROG_FROM_UPLINK, frame, repeat)
+    }
+
+    fn test_run_program(
+        &mut self,
+        name: &str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> anyhow::Result<TestRunOutcome> {
         let mut out = vec![0u8; frame.len() + 256];
-        let result = self
-            .program_mut()?
+        let result = tc_program(&mut self.ebpf, name)?
             .test_run(TestRunOptions {
                 data_in: Some(frame),
                 data_out: Some(&mut out),
                 repeat: repeat.max(1),
                 ..TestRunOptions::default()
             })
-            .context("BPF_PROG_TEST_RUN of from_sandbox")?;
+            .with_context(|| format!("BPF_PROG_TEST_RUN of {name}"))?;
         out.truncate(result.data_size_out as usize);
         Ok(TestRunOutcome {
             verdict: result.return_value as i32,
@@ -204,15 +274,64 @@ impl Dataplane {
         Ok(prog.info()?.verified_instruction_count())
     }
 
-    fn program_mut(&mut self) -> anyhow::Result<&mut SchedClassifier> {
-        from_sandbox(&mut self.ebpf)
+    // ---- NAT: published ports, host addresses, flows -----------------------------------
+
+    /// Adds published ports (already checked free by the caller).
+    pub fn publish(&mut self, entries: &[(PublishKey, PublishTarget)]) -> anyhow::Result<()> {
+        self.nat.publish(entries)
+    }
+
+    /// Removes published ports and every live flow through them.
+    pub fn unpublish(&mut self, entries: &[(PublishKey, PublishTarget)]) -> anyhow::Result<()> {
+        let keys: Vec<PublishKey> = entries.iter().map(|(k, _)| *k).collect();
+        self.nat.unpublish(&keys)?;
+        for (key, target) in entries {
+            self.nat.flush_backend(
+                std::net::Ipv4Addr::from(target.ip),
+                key.proto,
+                u16::from_be(target.port),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Makes PUBLISHED hold exactly `entries` (daemon restart).
+    pub fn sync_published(
+        &mut self,
+        entries: &[(PublishKey, PublishTarget)],
+    ) -> anyhow::Result<()> {
+        let want: std::collections::HashSet<PublishKey> = entries.iter().map(|(k, _)| *k).collect();
+        let stale: Vec<PublishKey> = self
+            .nat
+            .published()?
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| !want.contains(k))
+            .collect();
+        self.nat.unpublish(&stale)?;
+        self.nat.publish(entries)
+    }
+
+    /// The host's own addresses: where published ports answer.
+    pub fn set_host_addresses(&mut self, addrs: &[std::net::Ipv4Addr]) -> anyhow::Result<()> {
+        self.nat.set_host_addrs(addrs)
+    }
+
+    /// Drops every flow of an endpoint that goes away.
+    pub fn flush_flows(&mut self, ip: std::net::Ipv4Addr) -> anyhow::Result<u64> {
+        self.nat.flush_address(ip)
+    }
+
+    /// Deletes idle flows; returns how many entries went.
+    pub fn expire_flows(&mut self, timeouts: &Timeouts) -> anyhow::Result<u64> {
+        self.nat.expire(timeouts)
     }
 }
 
-/// The `from_sandbox` program of a loaded object.
-fn from_sandbox(ebpf: &mut aya::Ebpf) -> anyhow::Result<&mut SchedClassifier> {
+/// A tc program of a loaded object.
+fn tc_program<'a>(ebpf: &'a mut aya::Ebpf, name: &str) -> anyhow::Result<&'a mut SchedClassifier> {
     Ok(ebpf
-        .program_mut(PROG_FROM_SANDBOX)
-        .context("from_sandbox missing from the object")?
+        .program_mut(name)
+        .with_context(|| format!("{name} missing from the object"))?
         .try_into()?)
 }

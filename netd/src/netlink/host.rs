@@ -114,6 +114,57 @@ impl Netlink {
         Ok(prefixes)
     }
 
+    /// Every IPv4 address of the namespace except loopback ones: where published ports
+    /// answer (gateways on lo included).
+    pub async fn host_addresses(&self) -> Result<Vec<Ipv4Addr>> {
+        let mut addrs: Vec<Ipv4Addr> = self
+            .ipv4_addresses()
+            .await?
+            .iter()
+            .filter_map(|a| {
+                a.attributes.iter().find_map(|attr| match attr {
+                    AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+                    _ => None,
+                })
+            })
+            .filter(|ip| !ip.is_loopback())
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        Ok(addrs)
+    }
+
+    /// The first IPv4 address of interface `ifindex`: what masquerading rewrites to.
+    pub async fn first_ipv4(&self, ifindex: u32) -> Result<Option<Ipv4Addr>> {
+        Ok(self
+            .ipv4_addresses()
+            .await?
+            .iter()
+            .filter(|a| a.header.index == ifindex)
+            .find_map(|a| {
+                a.attributes.iter().find_map(|attr| match attr {
+                    AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+                    _ => None,
+                })
+            }))
+    }
+
+    /// The interface of the main table's IPv4 default route, if there is one.
+    pub async fn default_route_ifindex(&self) -> Result<Option<u32>> {
+        Ok(self
+            .ipv4_routes()
+            .await?
+            .iter()
+            .filter(|r| route_table(r) == u32::from(RouteHeader::RT_TABLE_MAIN))
+            .filter(|r| r.header.destination_prefix_length == 0)
+            .find_map(|r| {
+                r.attributes.iter().find_map(|attr| match attr {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                })
+            }))
+    }
+
     /// All IPv4 addresses of the namespace.
     async fn ipv4_addresses(&self) -> Result<Vec<AddressMessage>> {
         let mut request = self.handle.address().get();

@@ -95,6 +95,20 @@ impl Netlink {
             .map(|link| link.header.index))
     }
 
+    /// Name of the link with index `index`, if there is one.
+    pub async fn link_name(&self, index: u32) -> Result<Option<String>> {
+        let links: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_collect()
+            .await
+            .unwrap_or_default();
+        Ok(links.first().and_then(link_name).map(str::to_owned))
+    }
+
     /// Names of the links whose name starts with `prefix`.
     pub async fn links_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let links: Vec<LinkMessage> = self

@@ -4,6 +4,7 @@ use std::path::Path;
 use netd_common::EndpointInfo;
 
 use super::networks::check_name;
+use super::ports::published_entries;
 use super::{Error, Inner, Result, Service};
 use crate::api::types::{ConnectRequest, Connected};
 use crate::crashpoint;
@@ -42,7 +43,7 @@ impl Service {
     }
 }
 
-fn resolve_netns(arg: &str) -> Result<std::path::PathBuf> {
+pub(super) fn resolve_netns(arg: &str) -> Result<std::path::PathBuf> {
     netns::resolve(arg).map_err(|e| Error::NotFound(format!("{e:#}")))
 }
 
@@ -100,6 +101,7 @@ impl Inner {
             }
             None => ipam::allocate(&pool, &used).map_err(Error::Conflict)?,
         };
+        let ports = self.choose_ports(&req.ports, &network)?;
         let id = new_id();
         let mut endpoint = Endpoint {
             host_ifname: host_ifname(&id),
@@ -111,6 +113,7 @@ impl Inner {
             sandbox_ifname: None,
             aliases: req.aliases,
             state: EndpointState::Pending,
+            ports,
         };
 
         // Intent first: if we crash from here on, restart finds a Pending endpoint (or, if
@@ -152,6 +155,7 @@ impl Inner {
             interface: endpoint.sandbox_ifname.unwrap_or_default(),
             ipv4_address: format!("{ip}/{}", pool.subnet.prefix_len()),
             mac_address: format_mac(endpoint.mac),
+            ports: endpoint.ports.iter().map(ToString::to_string).collect(),
         })
     }
 
@@ -172,6 +176,7 @@ impl Inner {
                 // connect's teardown finds the entry.
                 ifindexes.insert(endpoint.id.clone(), host_ifindex);
                 dataplane.put_endpoint(&endpoint_info(endpoint, network, host_ifindex))?;
+                dataplane.publish(&published_entries(endpoint, network, host_ifindex))?;
                 dataplane.attach(&endpoint.host_ifname)
             })
             .await?;
@@ -231,10 +236,19 @@ impl Inner {
         if let Some(ifindex) = self.ifindex.remove(&endpoint.id) {
             if let Err(e) = self
                 .dataplane
+                .unpublish(&published_entries(endpoint, network, ifindex))
+            {
+                failures.push(format!("published ports: {e:#}"));
+            }
+            if let Err(e) = self
+                .dataplane
                 .remove_endpoint(&endpoint_info(endpoint, network, ifindex))
             {
                 failures.push(format!("map entries: {e:#}"));
             }
+        }
+        if let Err(e) = self.dataplane.flush_flows(endpoint.ip) {
+            failures.push(format!("NAT flows: {e:#}"));
         }
         if let Err(e) = self.sync_members(network) {
             failures.push(format!("flood list: {e:#}"));

@@ -40,6 +40,24 @@ impl Service {
         rows.sort_by(|a, b| {
             (&a.network, &a.kind, &a.reason).cmp(&(&b.network, &b.kind, &b.reason))
         });
+        // The NAT table's counters follow, as kind "nat" with the count under packets.
+        let nat = inner.dataplane.nat().counters()?;
+        for (reason, count) in [
+            ("entries", nat.entries),
+            ("created", nat.created),
+            ("deleted", nat.deleted),
+            ("evicted", nat.evicted),
+            ("ports-exhausted", nat.ports_exhausted),
+            ("sockets-rewritten", nat.sockets_rewritten),
+        ] {
+            rows.push(StatEntry {
+                network: "-".into(),
+                kind: "nat".into(),
+                reason: reason.into(),
+                packets: count,
+                bytes: 0,
+            });
+        }
         Ok(rows)
     }
 }

@@ -4,6 +4,7 @@
 mod endpoints;
 mod inspect;
 mod networks;
+mod ports;
 mod reconcile;
 mod sandboxes;
 
@@ -139,5 +140,6 @@ fn network_entry(network: &Network) -> Option<NetworkEntry> {
         gateway_mac: crate::model::gateway_mac(pool.gateway),
         icc: network.icc,
         internal: network.internal,
+        masquerade: network.masquerade,
     })
 }

@@ -217,6 +217,8 @@ impl Inner {
         if let Some(entry) = network_entry(network) {
             self.netlink.add_gateway(entry.gateway).await?;
             self.dataplane.put_network(&entry)?;
+            // Published ports answer on the new gateway too (hairpin).
+            self.refresh_host_addresses().await?;
         }
         Ok(())
     }
@@ -225,6 +227,7 @@ impl Inner {
         if let Some(entry) = network_entry(network) {
             self.dataplane.remove_network(&entry)?;
             self.netlink.remove_gateway(entry.gateway).await?;
+            self.refresh_host_addresses().await?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::endpoints::{endpoint_info, endpoint_link};
+use super::ports::published_entries;
 use super::sandboxes::UNKNOWN_IDENTITY;
 use super::{network_entry, Inner, Service, Settings};
 use crate::model::{is_host_ifname, Endpoint, EndpointState, Sandbox};
@@ -53,6 +54,7 @@ impl Inner {
         self.reconcile_endpoints().await?;
         self.remove_orphan_links().await?;
         self.reconcile_dataplane()?;
+        self.refresh_host_addresses().await?;
         tracing::info!(
             networks = self.state.networks.len(),
             endpoints = self.state.endpoints.len(),
@@ -180,6 +182,17 @@ impl Inner {
             })
             .collect();
         self.dataplane.sync(&networks, &endpoints)?;
+        let published: Vec<_> = self
+            .state
+            .endpoints
+            .values()
+            .filter_map(|e| {
+                let network = self.state.networks.get(&e.network_id)?;
+                Some(published_entries(e, network, *self.ifindex.get(&e.id)?))
+            })
+            .flatten()
+            .collect();
+        self.dataplane.sync_published(&published)?;
         let wanted: BTreeSet<&str> = self
             .state
             .endpoints

@@ -7,10 +7,14 @@ use anyhow::Context as _;
 use ipnet::Ipv4Net;
 use tokio::net::UnixListener;
 
-use crate::dataplane::Dataplane;
+use netd_common::DEFAULT_NAT_ENTRIES;
+
+use crate::dataplane::{Dataplane, Timeouts};
 use crate::netlink::Netlink;
 use crate::service::{Service, Settings};
 use crate::store::Store;
+
+mod uplinks;
 
 /// Flags of `netd daemon`. Every path is a flag so several daemons can share a machine.
 #[derive(Clone, Debug, clap::Args)]
@@ -27,17 +31,42 @@ pub struct DaemonArgs {
     /// Subnet of the predefined `bridge` network (default: the first free default pool).
     #[arg(long)]
     pub bridge_subnet: Option<Ipv4Net>,
+    /// Where the outside world is: masqueraded traffic leaves and published ports are
+    /// reached through it. Repeatable. Default: the interface of the default route.
+    #[arg(long = "uplink", value_name = "IFACE")]
+    pub uplinks: Vec<String>,
+    /// Capacity of the NAT/conntrack table (two entries per flow); LRU when full.
+    #[arg(long, default_value_t = DEFAULT_NAT_ENTRIES,
+          value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
+    pub nat_max_entries: u32,
+    /// cgroup v2 directory whose sockets reach published ports through the socket hooks
+    /// (only sockets in the daemon's own netns are rewritten). Default: the cgroup2 root,
+    /// /sys/fs/cgroup or, on hybrid hosts, /sys/fs/cgroup/unified.
+    #[arg(long)]
+    pub cgroup: Option<PathBuf>,
 }
 
-/// How often to look for endpoints whose sandbox disappeared.
+/// How often to look for endpoints whose sandbox disappeared, expire idle flows and
+/// re-read the host's addresses.
 const REAP_INTERVAL: Duration = Duration::from_secs(5);
+/// Source ports masquerading and hairpin flows take: above the kernel's default
+/// ephemeral range (32768-60999), so they never collide with the host's own connections.
+const NAT_PORTS: std::ops::RangeInclusive<u16> = 61000..=65535;
 
 /// Runs the daemon until SIGINT/SIGTERM. The dataplane outlives it: maps and links are
 /// pinned, so traffic keeps flowing while the daemon is down or restarting.
 pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.state_dir)?;
     let netlink = Netlink::connect().await?;
-    let dataplane = Dataplane::open(&args.bpffs)?;
+    let uplinks = uplinks::resolve(&netlink, &args.uplinks).await?;
+    uplinks::enable_route_lookups()?;
+    let mut dataplane = Dataplane::open(&args.bpffs, args.nat_max_entries)?;
+    dataplane.set_uplinks(&uplinks)?;
+    let cgroup = match &args.cgroup {
+        Some(path) => path.clone(),
+        None => crate::dataplane::cgroup2_root()?,
+    };
+    dataplane.attach_socket_hooks(&args.bpffs, &cgroup, uplinks::netns_cookie()?, NAT_PORTS)?;
     let settings = Settings {
         bridge_subnet: args.bridge_subnet,
     };
@@ -53,6 +82,10 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
                 tick.tick().await;
                 if let Err(err) = service.reap_dead_endpoints().await {
                     tracing::warn!("reaping dead endpoints failed: {err:#}");
+                }
+                let upkeep = uplinks::enable_route_lookups();
+                if let Err(err) = upkeep.and(service.maintain_nat(&Timeouts::default()).await) {
+                    tracing::warn!("NAT upkeep failed: {err:#}");
                 }
             }
         })

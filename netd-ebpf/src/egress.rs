@@ -1,0 +1,150 @@
+//! What a sandbox sends to the host's addresses or beyond every netd subnet: flows the
+//! NAT table already translates, published ports reached through a host address
+//! (hairpin), masquerading out an uplink, or routing as is.
+
+use aya_ebpf::programs::TcContext;
+use netd_common::{
+    Delivery, DropReason, Ipv4Bytes, NatEntry, NatKind, PublishTarget, NAT_FLAG_OUT,
+};
+use network_types::ip::Ipv4Hdr;
+
+use crate::{
+    flow::{classify, Flow, L4Kind},
+    nat, publish, route,
+    verdict::{Sender, Verdict},
+};
+
+/// To a netd gateway (the sender's or, unless the network is internal, another's).
+#[inline(always)]
+pub fn to_gateway(ctx: &TcContext, sender: &Sender, ip: &Ipv4Hdr) -> Verdict {
+    let L4Kind::Flow(flow) = classify(ctx, ip) else {
+        return sender.to_host();
+    };
+    if let Some(entry) = nat::lookup(&flow) {
+        return deliver(ctx, sender, &flow, &entry);
+    }
+    host_service(ctx, sender, &flow)
+}
+
+/// Beyond every netd subnet: a translated flow, a host address, or the outside.
+#[inline(always)]
+pub fn beyond_subnets(ctx: &TcContext, sender: &Sender, ip: &Ipv4Hdr) -> Verdict {
+    let l4 = classify(ctx, ip);
+    if let L4Kind::Flow(flow) = &l4 {
+        if let Some(entry) = nat::lookup(flow) {
+            return deliver(ctx, sender, flow, &entry);
+        }
+        if publish::is_host_address(ip.dst_addr) {
+            if sender.internal() {
+                return Err(sender.drop(DropReason::InternalNetwork));
+            }
+            return host_service(ctx, sender, flow);
+        }
+    }
+    if sender.internal() {
+        return Err(sender.drop(DropReason::InternalNetwork));
+    }
+    let Some(uplink) = route::uplink_for(ctx, sender.ep.ip, ip.dst_addr) else {
+        // No uplink leads there: the host routes it, as the Linux bridge would.
+        return sender.to_host();
+    };
+    if !sender.masquerade() {
+        return out(ctx, sender, uplink.ifindex, sender.ep.ip, ip.dst_addr);
+    }
+    let L4Kind::Flow(flow) = l4 else {
+        return Err(sender.drop(DropReason::NatUnsupported));
+    };
+    // Any packet may open a masqueraded flow, mid-stream TCP included (like conntrack's
+    // loose pickup): a flow evicted from a full table resumes instead of stalling.
+    let key = &flow.key;
+    let mut forward = NatEntry {
+        src_ip: uplink.ip,
+        dst_ip: key.dst_ip,
+        src_port: key.src_port,
+        dst_port: key.dst_port,
+        ifindex: uplink.ifindex,
+        dst_mac: [0; 6],
+        src_mac: [0; 6],
+        kind: NatKind::Snat as u8,
+        flags: NAT_FLAG_OUT,
+        _pad: [0; 2],
+        last_seen_ns: 0,
+    };
+    let mut reply = back_to_sender(sender, key, NatKind::Snat);
+    nat::open_with_port(key, &mut forward, &mut reply)
+        .map_err(|_| sender.drop(DropReason::NatPortsExhausted))?;
+    deliver(ctx, sender, &flow, &forward)
+}
+
+/// A host address: a published port opens a hairpin flow; anything else is the host's.
+#[inline(always)]
+fn host_service(ctx: &TcContext, sender: &Sender, flow: &Flow) -> Verdict {
+    if flow.opens() && !sender.internal() {
+        if let Some(target) = publish::target(&flow.key) {
+            return hairpin(ctx, sender, flow, &target);
+        }
+    }
+    sender.to_host()
+}
+
+/// Into a published port's backend, from the backend network's gateway, so that its
+/// replies come back through netd whichever network the sender is on (Docker does the
+/// same for hairpin traffic).
+#[inline(always)]
+fn hairpin(ctx: &TcContext, sender: &Sender, flow: &Flow, target: &PublishTarget) -> Verdict {
+    let key = &flow.key;
+    let mut forward = NatEntry {
+        src_ip: target.gateway_ip,
+        dst_ip: target.ip,
+        src_port: key.src_port,
+        dst_port: target.port,
+        ifindex: target.ifindex,
+        dst_mac: target.mac,
+        src_mac: target.gateway_mac,
+        kind: NatKind::Hairpin as u8,
+        flags: 0,
+        _pad: [0; 2],
+        last_seen_ns: 0,
+    };
+    let mut reply = back_to_sender(sender, key, NatKind::Hairpin);
+    nat::open_with_port(key, &mut forward, &mut reply)
+        .map_err(|_| sender.drop(DropReason::NatPortsExhausted))?;
+    deliver(ctx, sender, flow, &forward)
+}
+
+/// The reply direction of a flow the sender opened: back to its own address and port.
+#[inline(always)]
+fn back_to_sender(sender: &Sender, key: &netd_common::FlowKey, kind: NatKind) -> NatEntry {
+    NatEntry {
+        src_ip: key.dst_ip,
+        dst_ip: key.src_ip,
+        src_port: key.dst_port,
+        dst_port: key.src_port,
+        ifindex: sender.ep.host_ifindex,
+        dst_mac: sender.ep.mac,
+        src_mac: sender.net.gateway_mac,
+        kind: kind as u8,
+        flags: 0,
+        _pad: [0; 2],
+        last_seen_ns: 0,
+    }
+}
+
+/// Rewrites the packet to `entry` and sends it where the entry says.
+#[inline(always)]
+fn deliver(ctx: &TcContext, sender: &Sender, flow: &Flow, entry: &NatEntry) -> Verdict {
+    nat::rewrite(ctx, flow, entry).map_err(|_| sender.drop(DropReason::RedirectFailed))?;
+    if entry.flags & NAT_FLAG_OUT != 0 {
+        return out(ctx, sender, entry.ifindex, entry.src_ip, entry.dst_ip);
+    }
+    route::into_sandbox(ctx, entry.ifindex, &entry.dst_mac, &entry.src_mac)
+        .map(|action| sender.delivered(Delivery::Hairpin, action))
+        .map_err(|reason| sender.drop(reason))
+}
+
+#[inline(always)]
+fn out(ctx: &TcContext, sender: &Sender, uplink: u32, src: Ipv4Bytes, dst: Ipv4Bytes) -> Verdict {
+    route::out_uplink(ctx, uplink, src, dst)
+        .map(|action| sender.delivered(Delivery::Uplink, action))
+        .map_err(|reason| sender.drop(reason))
+}
