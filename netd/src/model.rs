@@ -96,6 +96,9 @@ pub struct Sandbox {
     pub identity: (u64, u64),
     /// Made by `netd sandbox create`: netd deletes the netns on `sandbox rm`.
     pub owned: bool,
+    /// Created on the `host` or `none` network: it can join no other.
+    #[serde(default)]
+    pub mode: Option<Driver>,
 }
 
 /// Docker's MAC scheme for endpoints: 02:42 followed by the IPv4 address.

@@ -151,6 +151,7 @@ mod tests {
             path: "/run/netns/a".into(),
             identity: (1, 2),
             owned: true,
+            mode: None,
         };
         {
             let store = Store::open(dir.path()).unwrap();

@@ -153,8 +153,12 @@ async fn create_sandbox(
     State(svc): Svc,
     req: Result<Json<SandboxCreate>, JsonRejection>,
 ) -> Reply<(StatusCode, Json<SandboxInfo>)> {
-    let name = body(req)?.name;
-    let info = run_to_completion(async move { svc.create_sandbox(&name).await }).await?;
+    let req = body(req)?;
+    let info =
+        run_to_completion(
+            async move { svc.create_sandbox(&req.name, req.network.as_deref()).await },
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 

@@ -154,6 +154,9 @@ pub struct PruneReport {
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct SandboxCreate {
     pub name: String,
+    /// `host` or `none` (Docker's network modes); absent: a fresh netns to connect later.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// Each element of `GET /v1/sandboxes`.

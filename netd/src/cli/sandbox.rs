@@ -21,6 +21,10 @@ pub enum SandboxCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// `host`: the sandbox shares the host's network stack; `none`: loopback only, and
+    /// no other network may be connected (as `docker run --network host|none`)
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<String>,
     /// Name of the sandbox
     pub name: String,
 }
@@ -42,7 +46,10 @@ pub struct LsArgs {
 pub async fn run(client: &Client, command: SandboxCommand) -> Result<(), CliError> {
     match command {
         SandboxCommand::Create(args) => {
-            let request = SandboxCreate { name: args.name };
+            let request = SandboxCreate {
+                name: args.name,
+                network: args.network,
+            };
             let created: SandboxInfo = client.post(&route::sandboxes(), &request).await?;
             emit(&format!("{}\n", created.name))
         }

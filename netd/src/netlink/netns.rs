@@ -63,6 +63,31 @@ pub fn open(path: &Path) -> Result<File> {
 /// /run/netns/NAME (with /run/netns made a shared mount, as iproute2 does), with `lo` up.
 pub fn create_named(name: &str) -> Result<PathBuf> {
     check_name(name)?;
+    let path = mount_point(name)?;
+    let target = path.clone();
+    let made = spawn_thread(move || {
+        unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(|e| anyhow!("cannot create a network namespace: {}", e.desc()))?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("cannot bind-mount {}: {}", target.display(), e.desc()))?;
+        block_on(super::link_up_lo_here())?
+    })
+    .and_then(|joined| joined);
+    if let Err(e) = made {
+        remove_mount_point(&path);
+        return Err(e);
+    }
+    Ok(path)
+}
+
+/// Creates the empty file /run/netns/NAME that a namespace gets bind-mounted on.
+fn mount_point(name: &str) -> Result<PathBuf> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -83,19 +108,26 @@ pub fn create_named(name: &str) -> Result<PathBuf> {
         }
         Err(e) => bail!("cannot create {}: {e}", path.display()),
     }
+    Ok(path)
+}
+
+/// A name under /run/netns for an existing namespace (`source`, e.g. the daemon's own):
+/// a bind mount only; nothing is created or changed inside it.
+pub fn bind_named(name: &str, source: &str) -> Result<PathBuf> {
+    check_name(name)?;
+    let path = mount_point(name)?;
     let target = path.clone();
+    let source = source.to_owned();
+    // A thread of our own, so that thread-self is a thread in the daemon's netns.
     let made = spawn_thread(move || {
-        unshare(CloneFlags::CLONE_NEWNET)
-            .map_err(|e| anyhow!("cannot create a network namespace: {}", e.desc()))?;
         mount(
-            Some("/proc/thread-self/ns/net"),
+            Some(source.as_str()),
             &target,
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| anyhow!("cannot bind-mount {}: {}", target.display(), e.desc()))?;
-        block_on(super::link_up_lo_here())?
+        .map_err(|e| anyhow!("cannot bind-mount {}: {}", target.display(), e.desc()))
     })
     .and_then(|joined| joined);
     if let Err(e) = made {

@@ -69,6 +69,10 @@ impl Inner {
         for alias in &req.aliases {
             check_name("alias", alias)?;
         }
+        // Malformed -p specs are refused before anything else is looked at.
+        for spec in &req.ports {
+            crate::ports::PortSpec::parse(spec).map_err(Error::Invalid)?;
+        }
         let pool = network.ipam.clone().expect("bridge networks have IPAM");
         let path = resolve_netns(&req.netns)?;
         let (sandbox, new_sandbox) = match self.sandbox_at(&path) {
@@ -80,10 +84,26 @@ impl Inner {
                     identity: netns::identity(&path)?,
                     path,
                     owned: false,
+                    mode: None,
                 },
                 true,
             ),
         };
+        match sandbox.mode {
+            Some(Driver::Host) => {
+                return Err(Error::Conflict(format!(
+                    "sandbox {} uses the host network: it cannot be connected to other networks",
+                    sandbox.name
+                )))
+            }
+            Some(_) => {
+                return Err(Error::Conflict(format!(
+                    "sandbox {} is on network none: it cannot be connected to other networks",
+                    sandbox.name
+                )))
+            }
+            None => {}
+        }
         if self
             .endpoints_of(&network.id)
             .any(|e| e.sandbox_id == sandbox.id)

@@ -79,6 +79,27 @@ impl Inner {
             })
             .collect();
         let prefix = network.ipam.as_ref().map_or(32, |p| p.subnet.prefix_len());
+        // host and none have no endpoints: their sandboxes are listed as Docker lists
+        // containers in those modes (no address).
+        let by_mode = self
+            .state
+            .sandboxes
+            .values()
+            .filter(|s| s.mode == Some(network.driver))
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    ContainerAttachment {
+                        name: s.name.clone(),
+                        endpoint_id: s.id.clone(),
+                        mac_address: String::new(),
+                        ipv4_address: String::new(),
+                        ipv6_address: String::new(),
+                        interface: String::new(),
+                        aliases: Vec::new(),
+                    },
+                )
+            });
         let containers = self
             .endpoints_of(&network.id)
             .filter_map(|e| {
@@ -96,6 +117,7 @@ impl Inner {
                     },
                 ))
             })
+            .chain(by_mode)
             .collect();
         NetworkInspect {
             name: network.name.clone(),

@@ -2,20 +2,35 @@
 use super::networks::check_name;
 use super::{Error, Inner, Result, Service};
 use crate::api::types::SandboxInfo;
-use crate::model::{new_id, Endpoint, Sandbox};
+use crate::model::{new_id, Driver, Endpoint, Sandbox};
 use crate::netlink::netns;
 use crate::store::Change;
 
 /// Where named network namespaces live, as with `ip netns`.
 const NETNS_DIR: &str = "/run/netns";
 
+/// The daemon's own network namespace: what a `host` sandbox shares.
+const HOST_NETNS: &str = "/proc/thread-self/ns/net";
+
 /// Identity of a sandbox recorded before its netns exists (see `create_sandbox`).
 pub(super) const UNKNOWN_IDENTITY: (u64, u64) = (0, 0);
 
 impl Service {
-    pub async fn create_sandbox(&self, name: &str) -> Result<SandboxInfo> {
+    /// `network`: `host` (share the daemon's netns) or `none` (loopback only, for good).
+    pub async fn create_sandbox(&self, name: &str, network: Option<&str>) -> Result<SandboxInfo> {
         let mut inner = self.inner.lock().await;
         check_name("sandbox", name)?;
+        let mode = match network {
+            None => None,
+            Some(net) => match inner.network(net)?.driver {
+                Driver::Bridge => {
+                    return Err(Error::Invalid(format!(
+                        "sandbox create --network takes host or none; connect bridge network {net} with `netd network connect`"
+                    )))
+                }
+                driver => Some(driver),
+            },
+        };
         if inner.state.sandboxes.values().any(|s| s.name == name) || netns::resolve(name).is_ok() {
             return Err(Error::Conflict(format!(
                 "network namespace {name} already exists"
@@ -29,9 +44,14 @@ impl Service {
             path: std::path::Path::new(NETNS_DIR).join(name),
             identity: UNKNOWN_IDENTITY,
             owned: true,
+            mode,
         };
         inner.store.commit(&[Change::PutSandbox(&sandbox)])?;
-        let created = netns::create_named(name).and_then(|path| netns::identity(&path));
+        let created = match mode {
+            Some(Driver::Host) => netns::bind_named(name, HOST_NETNS),
+            _ => netns::create_named(name),
+        }
+        .and_then(|path| netns::identity(&path));
         match created {
             Ok(identity) => sandbox.identity = identity,
             Err(err) => {
@@ -108,6 +128,15 @@ impl Inner {
             .filter_map(|e| self.state.networks.get(&e.network_id))
             .map(|n| n.name.clone())
             .collect();
+        if let Some(mode) = sandbox.mode {
+            networks.extend(
+                self.state
+                    .networks
+                    .values()
+                    .filter(|n| n.driver == mode)
+                    .map(|n| n.name.clone()),
+            );
+        }
         networks.sort();
         SandboxInfo {
             name: sandbox.name.clone(),
