@@ -87,7 +87,8 @@ pub struct NatEntry {
     pub dst_ip: Ipv4Bytes,
     pub src_port: u16,
     pub dst_port: u16,
-    /// The uplink to route out of (`NAT_FLAG_OUT`), else the host veth to redirect_peer into.
+    /// The uplink to route out of (`NAT_FLAG_OUT`; 0: whichever the route picks), else the
+    /// host veth to redirect_peer into.
     pub ifindex: u32,
     /// MACs for delivery into a sandbox (unused when routed out).
     pub dst_mac: MacBytes,

@@ -47,7 +47,7 @@ pub fn uplink_for(ctx: &TcContext, src: [u8; 4], dst: [u8; 4]) -> Option<UplinkI
     None
 }
 
-/// Sends the packet out of `uplink_ifindex` towards its (already rewritten) destination:
+/// Sends the packet out of `uplink_ifindex` (0: any uplink) towards its (already rewritten) destination:
 /// the route gives the next hop, the neighbour table its MAC (or redirect_neigh resolves it).
 #[inline(always)]
 pub fn out_uplink(
@@ -60,8 +60,9 @@ pub fn out_uplink(
     // SAFETY: helpers called with a valid stack struct of the size they are told.
     unsafe {
         let ret = lookup(ctx, &mut params);
-        // A flow masqueraded to one uplink's address cannot leave through another.
-        if params.ifindex != uplink_ifindex {
+        // A flow masqueraded to one uplink's address cannot leave through another
+        // (0: any uplink will do). The route must lead to an uplink either way.
+        if (uplink_ifindex != 0 && params.ifindex != uplink_ifindex) || !is_uplink(params.ifindex) {
             return Err(DropReason::NoRoute);
         }
         match ret {
@@ -102,6 +103,18 @@ pub fn into_sandbox(
         .map_err(|_| DropReason::RedirectFailed)?;
     // SAFETY: plain helper call; flags 0.
     redirected(unsafe { bpf_redirect_peer(ifindex, 0) })
+}
+
+#[inline(always)]
+fn is_uplink(ifindex: u32) -> bool {
+    for slot in 0..MAX_UPLINKS {
+        match UPLINKS.get(slot) {
+            Some(uplink) if uplink.ifindex == ifindex && ifindex != 0 => return true,
+            Some(uplink) if uplink.ifindex != 0 => {}
+            _ => return false,
+        }
+    }
+    false
 }
 
 #[inline(always)]

@@ -61,7 +61,7 @@ pub fn handle(ctx: &TcContext) -> Verdict {
 }
 
 /// Opens a flow from the outside to a published port. The client's address stays; the
-/// reply leaves through the uplink the request came in on.
+/// reply leaves through the uplink the route to the client picks.
 #[inline(always)]
 fn publish(ctx: &TcContext, flow: &Flow, target: &PublishTarget) -> Verdict {
     let key = &flow.key;
@@ -83,8 +83,9 @@ fn publish(ctx: &TcContext, flow: &Flow, target: &PublishTarget) -> Verdict {
         dst_ip: key.src_ip,
         src_port: key.dst_port,
         dst_port: key.src_port,
-        // SAFETY: the context pointer is the kernel's __sk_buff.
-        ifindex: unsafe { (*ctx.skb.skb).ifindex },
+        // Whichever uplink the route to the client picks: the reply's source is the
+        // host address the client chose, not an uplink's own.
+        ifindex: 0,
         dst_mac: [0; 6],
         src_mac: [0; 6],
         kind: NatKind::Dnat as u8,

@@ -155,3 +155,97 @@ pub fn hex(frame: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The TCP checksum over the IPv4 pseudo-header and `segment` (checksum field included).
+pub fn tcp_udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]) -> u16 {
+    let mut pseudo = Vec::with_capacity(12 + segment.len());
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, proto]);
+    pseudo.extend_from_slice(
+        &u16::try_from(segment.len())
+            .expect("segment too long")
+            .to_be_bytes(),
+    );
+    pseudo.extend_from_slice(segment);
+    checksum(&pseudo)
+}
+
+/// An Ethernet/IPv4/TCP frame (20-byte header, no payload) with valid checksums.
+pub fn tcp(
+    dst_mac: Mac,
+    src_mac: Mac,
+    (src, sport): (Ipv4Addr, u16),
+    (dst, dport): (Ipv4Addr, u16),
+    flags: u8,
+) -> Vec<u8> {
+    let mut seg = Vec::with_capacity(20);
+    seg.extend_from_slice(&sport.to_be_bytes());
+    seg.extend_from_slice(&dport.to_be_bytes());
+    seg.extend_from_slice(&1u32.to_be_bytes()); // seq
+    seg.extend_from_slice(&0u32.to_be_bytes()); // ack
+    seg.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    let sum = tcp_udp_checksum(src, dst, 6, &seg);
+    seg[16..18].copy_from_slice(&sum.to_be_bytes());
+    let mut packet = ipv4_header(src, dst, 6, seg.len());
+    packet.extend_from_slice(&seg);
+    ethernet(dst_mac, src_mac, ETH_P_IP, &packet)
+}
+
+/// An Ethernet/IPv4 ICMP error (`icmp_type`/`code`) from `router` to `dst`, quoting the
+/// IPv4 header and first 8 bytes of `quoted` (an Ethernet frame).
+pub fn icmp_error(
+    dst_mac: Mac,
+    src_mac: Mac,
+    router: Ipv4Addr,
+    dst: Ipv4Addr,
+    (icmp_type, code): (u8, u8),
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut icmp = vec![icmp_type, code, 0, 0, 0, 0, 0x05, 0xdc]; // next-hop MTU 1500
+    icmp.extend_from_slice(&quoted[14..14 + 28]);
+    let sum = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut packet = ipv4_header(router, dst, 1, icmp.len());
+    packet.extend_from_slice(&icmp);
+    ethernet(dst_mac, src_mac, ETH_P_IP, &packet)
+}
+
+/// Whether every checksum of an Ethernet/IPv4 frame verifies: the IPv4 header's, and the
+/// TCP/UDP (with pseudo-header) or ICMP one; for an ICMP error, the quoted header's too.
+pub fn checksums_valid(frame: &[u8]) -> bool {
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if checksum(&ip[..ihl]) != 0 {
+        return false;
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let l4 = &ip[ihl..total];
+    let (src, dst) = (
+        Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+    );
+    match ip[9] {
+        // UDP's checksum 0 means "none".
+        17 if l4[6..8] == [0, 0] => true,
+        6 | 17 => tcp_udp_checksum(src, dst, ip[9], l4) == 0,
+        1 => checksum(l4) == 0 && (l4[0] != 3 && l4[0] != 11 || checksum(&l4[8..28]) == 0),
+        _ => true,
+    }
+}
+
+/// Source and destination (address, port) of an Ethernet/IPv4 TCP/UDP frame.
+pub fn ends(frame: &[u8]) -> ((Ipv4Addr, u16), (Ipv4Addr, u16)) {
+    let ip = &frame[14..];
+    let l4 = &ip[20..];
+    (
+        (
+            Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            u16::from_be_bytes([l4[0], l4[1]]),
+        ),
+        (
+            Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        ),
+    )
+}

@@ -1,5 +1,7 @@
-//! `cargo xtask demo`: a throwaway netd in the host namespace, one network, two sandboxes,
-//! pings across the eBPF dataplane and its counters, then a full cleanup (also on failure).
+//! `cargo xtask demo`: a throwaway netd in a network namespace of its own (so its uplink
+//! program and sysctls never touch the machine's real interface), one network, two
+//! sandboxes, pings across the eBPF dataplane and its counters, then a full cleanup (also
+//! on failure).
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -24,18 +26,20 @@ pub fn run() -> Result<()> {
     let subnet = subnet::free_host_subnet(SUBNET_BASE)?;
     println!("using subnet {subnet}: no host route or address overlaps it");
 
-    println!("\n== starting the daemon in the host network namespace");
+    let host = Netns::create(&format!("ndemo-h-{pid}"))?;
+    println!("\n== starting the daemon in its namespace {}", host.name());
     let daemon = NetdDaemon::start(
         &netd_bin,
         std::env::temp_dir().join(format!("netd-demo-{pid}")),
         PathBuf::from(format!("/sys/fs/bpf/netd-demo-{pid}")),
-        None,
+        Some(host.name()),
     )?;
     let mut demo = Demo {
         daemon,
         sandboxes: Vec::new(),
         network_created: false,
         gateways: Vec::new(),
+        _host: host,
     };
     demo.setup(&subnet, pid)?;
     demo.show()?;
@@ -52,6 +56,8 @@ struct Demo {
     /// Gateway addresses the daemon put on `lo` of the host namespace, including the one of the
     /// predefined `bridge` network, which no `network rm` removes; deleted after the daemon stopped.
     gateways: Vec<Ipv4Addr>,
+    /// The daemon's namespace; a field last so that it is deleted after the daemon stopped.
+    _host: Netns,
 }
 
 impl Demo {

@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         gateway_mac: gateway_mac(gw),
         icc: true,
         internal: false,
+        masquerade: true,
     };
     let me = Ipv4Addr::new(10, 1, 0, 2);
     let peer = Ipv4Addr::new(10, 1, 0, 3);

@@ -242,7 +242,8 @@ fn attach_is_idempotent_adoptable_and_outlives_the_loader() {
     let ns = TestNetns::new("at");
     let bpffs = std::path::PathBuf::from(format!("/sys/fs/bpf/h1x-packets-{}", std::process::id()));
     let result = ns.run(|| {
-        let mut dp = Dataplane::open(&bpffs).expect("opening a pinned dataplane");
+        let mut dp = Dataplane::open(&bpffs, netd_common::DEFAULT_NAT_ENTRIES)
+            .expect("opening a pinned dataplane");
         dp.attach("h1xa").expect("attach");
         dp.attach("h1xa").expect("attach again");
         let attached = dp.attached().unwrap();
@@ -251,7 +252,8 @@ fn attach_is_idempotent_adoptable_and_outlives_the_loader() {
         drop(dp);
         let after_exit = ingress_filters("h1xa");
         // A restarted daemon adopts the filter instead of adding a second one.
-        let mut again = Dataplane::open(&bpffs).expect("reopening the pins");
+        let mut again =
+            Dataplane::open(&bpffs, netd_common::DEFAULT_NAT_ENTRIES).expect("reopening the pins");
         again.attach("h1xa").expect("attach from a new load");
         let adopted = ingress_filters("h1xa");
         again.detach("h1xa").unwrap();
@@ -277,7 +279,10 @@ fn attach_is_idempotent_adoptable_and_outlives_the_loader() {
 
 #[test]
 fn open_refuses_a_path_off_bpffs() {
-    let err = match Dataplane::open(std::path::Path::new("/tmp/h1x-not-bpffs")) {
+    let err = match Dataplane::open(
+        std::path::Path::new("/tmp/h1x-not-bpffs"),
+        netd_common::DEFAULT_NAT_ENTRIES,
+    ) {
         Ok(_) => panic!("open on tmpfs must fail"),
         Err(err) => format!("{err:#}"),
     };

@@ -9,4 +9,5 @@ mod arp;
 mod cache;
 mod ipv4;
 mod loader;
+mod nat;
 mod world;

@@ -45,6 +45,7 @@ pub(crate) fn network(net_id: u32, third: u8, icc: bool, internal: bool) -> Netw
         gateway_mac: gateway_mac(gateway),
         icc,
         internal,
+        masquerade: true,
     }
 }
 
