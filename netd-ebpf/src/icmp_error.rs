@@ -49,7 +49,7 @@ pub fn translate(ctx: &TcContext) -> Option<Verdict> {
     };
     // The quoted packet left as the flow's translation; its reply direction is ours.
     // SAFETY: the daemon and programs replace entries whole.
-    let entry = *unsafe { crate::maps::NAT.get(&quoted.reversed()) }?;
+    let entry = *unsafe { crate::maps::NAT.get(quoted.reversed()) }?;
     if entry.flags & NAT_FLAG_OUT != 0 {
         return None;
     }

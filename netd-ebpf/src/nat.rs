@@ -33,7 +33,7 @@ const IP_DST: usize = L3 + 16;
 /// twin's age (and marks both closing on a FIN/RST), at most once a second.
 #[inline(always)]
 pub fn lookup(flow: &Flow) -> Option<NatEntry> {
-    let entry = NAT.get_ptr_mut(&flow.key)?;
+    let entry = NAT.get_ptr_mut(flow.key)?;
     // SAFETY: a map value pointer, valid for this run; racing writers only store whole
     // u64/u8 fields that the daemon reads as hints.
     unsafe {
@@ -42,7 +42,7 @@ pub fn lookup(flow: &Flow) -> Option<NatEntry> {
         if now.wrapping_sub((*entry).last_seen_ns) > REFRESH_NS || closing {
             (*entry).last_seen_ns = now;
             let twin_key = (*entry).translated(flow.key.proto).reversed();
-            let twin = NAT.get_ptr_mut(&twin_key);
+            let twin = NAT.get_ptr_mut(twin_key);
             if let Some(twin) = twin {
                 (*twin).last_seen_ns = now;
             }
@@ -66,10 +66,10 @@ pub fn open(key: &FlowKey, forward: &mut NatEntry, reply: &mut NatEntry) -> Resu
     forward.flags |= NAT_FLAG_ORIGINAL;
     reply.last_seen_ns = now;
     let reply_key = forward.translated(key.proto).reversed();
-    NAT.insert(&reply_key, reply, u64::from(BPF_NOEXIST))
+    NAT.insert(reply_key, reply, u64::from(BPF_NOEXIST))
         .map_err(|_| ())?;
     if NAT.insert(key, forward, u64::from(BPF_ANY)).is_err() {
-        let _ = NAT.remove(&reply_key);
+        let _ = NAT.remove(reply_key);
         return Err(());
     }
     count(NatCounter::EntriesCreated, 2);

@@ -18,11 +18,11 @@ pub fn target(key: &FlowKey) -> Option<PublishTarget> {
         _pad: 0,
     };
     // SAFETY: the daemon replaces entries whole.
-    if let Some(target) = unsafe { PUBLISHED.get(&published) } {
+    if let Some(target) = unsafe { PUBLISHED.get(published) } {
         return Some(*target);
     }
     published.host_ip = [0; 4];
-    unsafe { PUBLISHED.get(&published) }.copied()
+    unsafe { PUBLISHED.get(published) }.copied()
 }
 
 /// One of the host's addresses (never a loopback one: those are published to the host's

@@ -54,7 +54,7 @@ pub fn to_backend(ctx: &SockAddrContext) {
     };
     // Without the origin recorded, getpeername would expose the backend: keep the
     // socket as it was rather than half-translated.
-    if SOCK_NAT.insert(&sock, &origin, 0).is_err() {
+    if SOCK_NAT.insert(sock, origin, 0).is_err() {
         return;
     }
     unsafe {
@@ -79,7 +79,7 @@ pub fn from_backend(ctx: &SockAddrContext) {
         _pad: 0,
     };
     // SAFETY: entries are written whole.
-    if let Some(origin) = unsafe { SOCK_NAT.get(&sock) } {
+    if let Some(origin) = unsafe { SOCK_NAT.get(sock) } {
         unsafe {
             (*sa).user_ip4 = u32::from_ne_bytes(origin.ip);
             (*sa).user_port = u32::from(origin.port);
