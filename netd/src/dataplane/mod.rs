@@ -281,18 +281,11 @@ impl Dataplane {
         self.nat.publish(entries)
     }
 
-    /// Removes published ports and every live flow through them.
+    /// Removes published ports. Their live flows go with the endpoint's address
+    /// ([`Dataplane::flush_flows`]): one table walk, not one per port.
     pub fn unpublish(&mut self, entries: &[(PublishKey, PublishTarget)]) -> anyhow::Result<()> {
         let keys: Vec<PublishKey> = entries.iter().map(|(k, _)| *k).collect();
-        self.nat.unpublish(&keys)?;
-        for (key, target) in entries {
-            self.nat.flush_backend(
-                std::net::Ipv4Addr::from(target.ip),
-                key.proto,
-                u16::from_be(target.port),
-            )?;
-        }
-        Ok(())
+        self.nat.unpublish(&keys)
     }
 
     /// Makes PUBLISHED hold exactly `entries` (daemon restart).

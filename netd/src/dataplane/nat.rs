@@ -178,21 +178,6 @@ impl NatTables {
         })
     }
 
-    /// Removes the flows of one published port's backend port on `ip`.
-    pub(super) fn flush_backend(
-        &mut self,
-        ip: Ipv4Addr,
-        proto: u8,
-        port: u16,
-    ) -> anyhow::Result<u64> {
-        let (ip, port) = (ip.octets(), port.to_be());
-        self.delete_flows(|k, e| {
-            k.proto == proto
-                && ((k.src_ip == ip && k.src_port == port)
-                    || (e.dst_ip == ip && e.dst_port == port))
-        })
-    }
-
     /// Deletes flows idle for longer than their timeout (both entries of a flow age
     /// together: a packet refreshes both).
     pub(super) fn expire(&mut self, timeouts: &Timeouts) -> anyhow::Result<u64> {

@@ -32,8 +32,7 @@ pub fn cgroup2_root() -> anyhow::Result<PathBuf> {
 }
 
 fn is_cgroup2(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|fs| fs.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
+    nix::sys::statfs::statfs(path).is_ok_and(|fs| fs.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
 }
 
 pub fn attach(ebpf: &mut Ebpf, cgroup: &Path, bpffs: &Path) -> anyhow::Result<()> {
