@@ -31,6 +31,7 @@ pub fn run() -> Result<()> {
     println!("== install: checking what this machine lacks");
     nightly_rust_src()?;
     apt_packages()?;
+    docker_proxy()?;
     bpf_linker()?;
     bpffs_mounted()?;
     println!("== install: done");
@@ -100,6 +101,57 @@ fn is_deb_installed(package: &str) -> bool {
         ["-W", "-f=${Status}", package],
     ))
     .is_ok_and(|status| status.trim() == "install ok installed")
+}
+
+/// Where the bench finds docker-proxy: Debian's docker.io path, else where [`docker_proxy`] puts it.
+pub const DOCKER_PROXIES: [&str; 2] = ["/usr/sbin/docker-proxy", "/usr/local/sbin/docker-proxy"];
+
+/// The bench's localhost baseline runs `docker-proxy` by itself. It ships in Debian's docker.io,
+/// but installing that package would also bring dockerd, containerd and runc (and try to start
+/// them), so only this one binary is taken out of the downloaded package.
+fn docker_proxy() -> Result<()> {
+    if DOCKER_PROXIES.iter().any(|path| Path::new(path).exists()) {
+        println!("docker-proxy: present");
+        return Ok(());
+    }
+    let target = DOCKER_PROXIES[1];
+    println!("docker-proxy: extracting it from Debian's docker.io package into {target}");
+    let scratch = std::env::temp_dir().join(format!("xtask-docker-io-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let result = extract_docker_proxy(&scratch, target);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn extract_docker_proxy(scratch: &Path, target: &str) -> Result<()> {
+    let download =
+        |apt: &mut Command| cmd::run(apt.args(["download", "docker.io"]).current_dir(scratch));
+    if download(&mut apt_get()).is_err() {
+        // A fresh machine's package lists may not know the package yet.
+        cmd::run(apt_get().arg("update"))?;
+        download(&mut apt_get())?;
+    }
+    let deb = std::fs::read_dir(scratch)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .context("apt-get download docker.io left no .deb")?;
+    let tree = scratch.join("tree");
+    cmd::run(&mut cmd::command(
+        "dpkg-deb",
+        [
+            std::ffi::OsStr::new("-x"),
+            deb.as_os_str(),
+            tree.as_os_str(),
+        ],
+    ))?;
+    let binary = tree.join("usr/sbin/docker-proxy");
+    if !binary.exists() {
+        bail!("{} has no usr/sbin/docker-proxy", deb.display());
+    }
+    std::fs::create_dir_all("/usr/local/sbin")?;
+    std::fs::copy(&binary, target).with_context(|| format!("cannot install {target}"))?;
+    Ok(())
 }
 
 /// The linker aya-build uses for the eBPF crate; `cargo install` builds it (about 2 minutes).

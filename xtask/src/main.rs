@@ -30,7 +30,8 @@ enum Command {
     Test,
     /// Start a throwaway daemon, connect two sandboxes and show traffic crossing the eBPF dataplane.
     Demo,
-    /// Compare netd with a bare veth pair and a Docker-style bridge; appends to bench/RESULTS.md.
+    /// Compare netd with a bare veth pair, a Docker-style bridge, iptables NAT and docker-proxy;
+    /// appends to bench/RESULTS.md.
     Bench(bench::Options),
 }
 

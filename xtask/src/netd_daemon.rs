@@ -33,6 +33,18 @@ impl NetdDaemon {
         bpffs: PathBuf,
         netns: Option<&str>,
     ) -> Result<Self> {
+        Self::start_with_args(bin, work_dir, bpffs, netns, &[])
+    }
+
+    /// Like [`NetdDaemon::start`], with further daemon flags after the ones every daemon gets
+    /// (e.g. `--uplink`, which the bench must always name: the default is the host's route).
+    pub fn start_with_args(
+        bin: &Path,
+        work_dir: PathBuf,
+        bpffs: PathBuf,
+        netns: Option<&str>,
+        extra_args: &[String],
+    ) -> Result<Self> {
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("cannot create {}", work_dir.display()))?;
         let mut daemon = Self {
@@ -57,7 +69,8 @@ impl NetdDaemon {
             .arg("--socket")
             .arg(&daemon.socket)
             .arg("--bpffs")
-            .arg(&daemon.bpffs);
+            .arg(&daemon.bpffs)
+            .args(extra_args);
         let log = daemon.work_dir.join("daemon.log");
         daemon.process = Some(Background::spawn("netd daemon", &mut command, &log)?);
         daemon.wait_until_ready()?;
@@ -76,6 +89,11 @@ impl NetdDaemon {
     pub fn cli_quiet(&self, args: &[&str]) -> Result<String> {
         interrupt::check()?;
         cmd::capture(&mut self.cli_command(args))
+    }
+
+    /// The daemon's PID (nsenter execs it, so it is the daemon itself), e.g. to read its RSS.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Background::pid)
     }
 
     pub fn is_running(&mut self) -> bool {

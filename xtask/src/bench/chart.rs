@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::results::{Metric, Results};
+use super::results::{C2cResults, Metric, Results};
 use super::topology::Kind;
 
 const PANEL_WIDTH: f64 = 300.0;
@@ -21,7 +21,7 @@ fn color(kind: Kind) -> &'static str {
     }
 }
 
-pub fn svg(results: &Results) -> String {
+pub fn svg(results: &Results, c2c: &C2cResults) -> String {
     let width = PANEL_WIDTH * PANELS.len() as f64;
     let height = TOP + PANEL_HEIGHT + BOTTOM;
     let mut svg = String::new();
@@ -38,13 +38,13 @@ pub fn svg(results: &Results) -> String {
         results.time
     );
     for (index, metric) in PANELS.into_iter().enumerate() {
-        panel(&mut svg, results, metric, index as f64 * PANEL_WIDTH);
+        panel(&mut svg, c2c, metric, index as f64 * PANEL_WIDTH);
     }
     svg.push_str("</svg>\n");
     svg
 }
 
-fn panel(svg: &mut String, results: &Results, metric: Metric, left: f64) {
+fn panel(svg: &mut String, results: &C2cResults, metric: Metric, left: f64) {
     let plot_height = PANEL_HEIGHT - 40.0;
     let baseline = TOP + 20.0 + plot_height;
     let values: Vec<(Kind, Option<f64>)> = Kind::ALL

@@ -1,6 +1,7 @@
-//! One measurement = one short iperf3 or sockperf run from the client namespace to the server's.
+//! One measurement = one short iperf3 or sockperf run from a client namespace to a server.
 //! Every client run is wrapped in `timeout`, so a hung tool cannot stall the bench.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::thread::sleep;
@@ -9,17 +10,43 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 
 use super::topology::Topology;
+use crate::netns::Netns;
 use crate::process::Background;
 use crate::{cmd, interrupt};
 
-const IPERF_PORT: &str = "5201";
-const SOCKPERF_PORT: &str = "11111";
+pub const IPERF_PORT: u16 = 5201;
+pub const SOCKPERF_PORT: u16 = 11111;
 /// Small packets: the rate then measures per-packet cost, not bandwidth.
 const UDP_PAYLOAD: &str = "64";
 /// A failed client run (e.g. the server still finishing the previous test) is retried this often.
 const ATTEMPTS: u32 = 3;
 
-/// The iperf3 and sockperf servers in a topology's server namespace, killed by PID on drop.
+/// Where a client runs and what it connects to. The address and ports need not be the
+/// server's own: a published port or a proxy in between is the point of some measurements.
+pub struct Target<'a> {
+    pub client: &'a Netns,
+    pub ip: Ipv4Addr,
+    pub iperf_port: u16,
+    pub sockperf_port: u16,
+    /// A cgroup v2 directory the client joins before it starts: netd's socket hooks are
+    /// attached there, so only the bench's own clients are rewritten.
+    pub cgroup: Option<&'a Path>,
+}
+
+impl<'a> Target<'a> {
+    /// Straight from a topology's client to its server's servers.
+    pub fn of(topology: &'a dyn Topology) -> Self {
+        Self {
+            client: topology.client(),
+            ip: topology.server_ip(),
+            iperf_port: IPERF_PORT,
+            sockperf_port: SOCKPERF_PORT,
+            cgroup: None,
+        }
+    }
+}
+
+/// The iperf3 and sockperf servers in a server namespace, killed by PID on drop.
 pub struct Servers {
     _iperf: Background,
     _sockperf: Background,
@@ -27,22 +54,33 @@ pub struct Servers {
 
 impl Servers {
     pub fn start(topology: &dyn Topology, log_dir: &Path) -> Result<Self> {
-        let server = topology.server();
-        let ip = topology.server_ip().to_string();
+        Self::start_in(topology.server(), topology.server_ip(), log_dir)
+    }
+
+    /// Both servers in `server`, bound to `ip` (which may also be the "outside" of a host).
+    pub fn start_in(server: &Netns, ip: Ipv4Addr, log_dir: &Path) -> Result<Self> {
+        let ip = ip.to_string();
         let iperf = Background::spawn(
             "iperf3 server",
-            &mut server.exec("iperf3", ["-s", "-B", &ip, "-p", IPERF_PORT]),
+            &mut server.exec("iperf3", ["-s", "-B", &ip, "-p", &IPERF_PORT.to_string()]),
             &log_dir.join(format!("{}-iperf3.log", server.name())),
         )?;
         let sockperf = Background::spawn(
             "sockperf server",
             &mut server.exec(
                 "sockperf",
-                ["server", "--tcp", "-i", &ip, "-p", SOCKPERF_PORT],
+                [
+                    "server",
+                    "--tcp",
+                    "-i",
+                    &ip,
+                    "-p",
+                    &SOCKPERF_PORT.to_string(),
+                ],
             ),
             &log_dir.join(format!("{}-sockperf.log", server.name())),
         )?;
-        wait_for_listeners(topology)?;
+        wait_for_listeners(server, &[IPERF_PORT, SOCKPERF_PORT])?;
         Ok(Self {
             _iperf: iperf,
             _sockperf: sockperf,
@@ -50,20 +88,20 @@ impl Servers {
     }
 }
 
-fn wait_for_listeners(topology: &dyn Topology) -> Result<()> {
+/// Waits (at most 10 s) until every port has a TCP listener in `netns`.
+pub fn wait_for_listeners(netns: &Netns, ports: &[u16]) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         interrupt::check()?;
-        let listening =
-            cmd::capture(&mut topology.server().exec("ss", ["-Hltn"])).unwrap_or_default();
-        let up = |port: &str| listening.contains(&format!(":{port} "));
-        if up(IPERF_PORT) && up(SOCKPERF_PORT) {
+        let listening = cmd::capture(&mut netns.exec("ss", ["-Hltn"])).unwrap_or_default();
+        let up = |port: &u16| listening.contains(&format!(":{port} "));
+        if ports.iter().all(up) {
             return Ok(());
         }
         if Instant::now() > deadline {
             bail!(
-                "iperf3/sockperf servers in {} not listening after 10 s",
-                topology.server().name()
+                "no listener on ports {ports:?} in {} after 10 s",
+                netns.name()
             );
         }
         sleep(Duration::from_millis(100));
@@ -71,8 +109,8 @@ fn wait_for_listeners(topology: &dyn Topology) -> Result<()> {
 }
 
 /// Receiver-side UDP packets per second with 64-byte payloads, sender unthrottled.
-pub fn udp_small_packet_rate(topology: &dyn Topology, seconds: u32) -> Result<f64> {
-    let report = iperf3_json(topology, seconds, &["-u", "-l", UDP_PAYLOAD, "-b", "0"])?;
+pub fn udp_small_packet_rate(target: &Target, seconds: u32) -> Result<f64> {
+    let report = iperf3_json(target, seconds, &["-u", "-l", UDP_PAYLOAD, "-b", "0"])?;
     let received = &report["end"]["sum_received"];
     let packets = received["packets"]
         .as_f64()
@@ -86,16 +124,17 @@ pub fn udp_small_packet_rate(topology: &dyn Topology, seconds: u32) -> Result<f6
 }
 
 /// Receiver-side TCP throughput in bits per second.
-pub fn tcp_throughput(topology: &dyn Topology, seconds: u32) -> Result<f64> {
-    let report = iperf3_json(topology, seconds, &[])?;
+pub fn tcp_throughput(target: &Target, seconds: u32) -> Result<f64> {
+    let report = iperf3_json(target, seconds, &[])?;
     report["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .context("no end.sum_received.bits_per_second")
 }
 
 /// TCP ping-pong round-trip time: (median, p99) in microseconds.
-pub fn tcp_round_trip(topology: &dyn Topology, seconds: u32) -> Result<(f64, f64)> {
-    let ip = topology.server_ip().to_string();
+pub fn tcp_round_trip(target: &Target, seconds: u32) -> Result<(f64, f64)> {
+    let ip = target.ip.to_string();
+    let port = target.sockperf_port.to_string();
     let duration = seconds.to_string();
     let args = [
         "ping-pong",
@@ -103,39 +142,51 @@ pub fn tcp_round_trip(topology: &dyn Topology, seconds: u32) -> Result<(f64, f64
         "-i",
         &ip,
         "-p",
-        SOCKPERF_PORT,
+        &port,
         "-m",
         "64",
         "-t",
         &duration,
     ];
-    let output = with_retries(|| client_run(topology, seconds, "sockperf", &args))?;
+    let output = with_retries(|| client_run(target, seconds, "sockperf", &args))?;
     let p50 = sockperf_percentile(&output, "50.000").context("sockperf printed no median")?;
     let p99 = sockperf_percentile(&output, "99.000").context("sockperf printed no p99")?;
     Ok((p50, p99))
 }
 
-fn iperf3_json(topology: &dyn Topology, seconds: u32, extra: &[&str]) -> Result<serde_json::Value> {
-    let ip = topology.server_ip().to_string();
+fn iperf3_json(target: &Target, seconds: u32, extra: &[&str]) -> Result<serde_json::Value> {
+    let ip = target.ip.to_string();
+    let port = target.iperf_port.to_string();
     let duration = seconds.to_string();
-    let mut args = vec!["-c", &ip, "-p", IPERF_PORT, "-t", &duration, "-J"];
+    let mut args = vec!["-c", &ip, "-p", &port, "-t", &duration, "-J"];
     args.extend_from_slice(extra);
-    let output = with_retries(|| client_run(topology, seconds, "iperf3", &args))?;
+    let output = with_retries(|| client_run(target, seconds, "iperf3", &args))?;
     serde_json::from_str(&output).context("iperf3 printed no JSON")
 }
 
 /// Runs a client tool in the client namespace under `timeout`, returning its stdout.
-fn client_run(topology: &dyn Topology, seconds: u32, tool: &str, args: &[&str]) -> Result<String> {
+fn client_run(target: &Target, seconds: u32, tool: &str, args: &[&str]) -> Result<String> {
     interrupt::check()?;
     let limit = (seconds + 15).to_string();
-    let mut command = Command::new("timeout");
+    let mut command = match target.cgroup {
+        // The shell moves itself into the cgroup, then becomes `timeout`: everything the
+        // client starts inherits the cgroup, nothing else on the machine joins it.
+        Some(cgroup) => {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", r#"echo $$ > "$0/cgroup.procs" && exec "$@""#])
+                .arg(cgroup)
+                .arg("timeout");
+            sh
+        }
+        None => Command::new("timeout"),
+    };
     command.args([
         "--kill-after=5",
         &limit,
         "ip",
         "netns",
         "exec",
-        topology.client().name(),
+        target.client.name(),
         tool,
     ]);
     command.args(args);

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: netd c2c against a bare veth pair (the floor) and a Docker-style
-//! bridge with iptables, measured side by side in one run; appends to bench/RESULTS.md.
+//! bridge with iptables, measured side by side in one run; then the NAT benchmarks (published
+//! ports and masquerade, see nat/); appends to bench/RESULTS.md. `--only c2c|nat` runs one part.
 //!
 //! Each topology is two namespaces (client, server) named `ndb-<pid>-…`; traffic never leaves them.
 //! Measurements are interleaved (round 1: floor, bridge, netd; round 2: …) so that drift in the
@@ -11,6 +12,7 @@ mod chart;
 mod floor;
 mod machine;
 mod measure;
+mod nat;
 mod netd;
 mod prog_cost;
 mod report;
@@ -25,7 +27,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::{cmd, install, interrupt, workspace};
 use measure::Servers;
-use results::{Results, TopologyRun};
+use results::{C2cResults, Results, TopologyRun};
 use topology::{Kind, Topology};
 
 #[derive(clap::Args)]
@@ -39,12 +41,34 @@ pub struct Options {
     /// connect+disconnect cycles for the `netd network connect` latency.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
     connect_cycles: u32,
-    /// Leave out the netd topology (reported as not measured).
+    /// Leave out netd (c2c topology and NAT side; reported as not measured).
     #[arg(long)]
     skip_netd: bool,
     /// Print the results but do not touch bench/.
     #[arg(long)]
     no_write: bool,
+    /// Run only one part: `c2c` (container to container) or `nat` (published ports, masquerade).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+    /// The N of "N published ports" for the NAT scale runs (at most 100,000).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 1_000, 10_000, 100_000],
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    nat_ports: Vec<u32>,
+    /// Timed new connections per N and round in the NAT scale runs.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(10..=5000))]
+    nat_connects: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    C2c,
+    Nat,
+}
+
+impl Options {
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_none_or(|only| only == part)
+    }
 }
 
 /// A topology with its iperf3/sockperf servers. Field order matters: the servers stop
@@ -66,7 +90,67 @@ pub fn run(options: &Options) -> Result<()> {
 
     println!("\n== building");
     let netd_bin = build_netd(&metadata);
-    let prog_cost_bin = build_prog_cost(&metadata);
+
+    let c2c = if options.runs(Part::C2c) {
+        Some(run_c2c(
+            options,
+            &prefix,
+            &work_dir.0,
+            &metadata,
+            &netd_bin,
+        )?)
+    } else {
+        None
+    };
+    let nat = if options.runs(Part::Nat) {
+        let mut port_counts = options.nat_ports.clone();
+        // Ascending, so the largest N is the one still published at the end (for its footprint).
+        port_counts.sort_unstable();
+        port_counts.dedup();
+        let netd_bin = match &netd_bin {
+            _ if options.skip_netd => Err(anyhow::anyhow!("skipped (--skip-netd)")),
+            Ok(bin) => Ok(bin.clone()),
+            Err(error) => Err(anyhow::anyhow!("{error:#}")),
+        };
+        Some(nat::run(&nat::Settings {
+            prefix: &prefix,
+            work_dir: &work_dir.0,
+            netd_bin: &netd_bin,
+            rounds: options.rounds,
+            seconds: options.seconds,
+            port_counts: &port_counts,
+            connects: options.nat_connects,
+        })?)
+    } else {
+        None
+    };
+
+    let results = Results {
+        date,
+        time,
+        machine,
+        rounds: options.rounds,
+        seconds: options.seconds,
+        c2c,
+        nat,
+    };
+    write_results(&results, options)?;
+    println!("xtask bench finished in {} s", started.elapsed().as_secs());
+    if results.has_failures() {
+        bail!("some parts were not measured: see the notes above");
+    }
+    Ok(())
+}
+
+/// The container-to-container part: floor, bridge and netd topologies, interleaved rounds.
+fn run_c2c(
+    options: &Options,
+    prefix: &str,
+    work_dir: &Path,
+    metadata: &workspace::Metadata,
+    netd_bin: &Result<PathBuf>,
+) -> Result<C2cResults> {
+    let prog_cost_bin = build_prog_cost(metadata);
 
     let mut runs: Vec<TopologyRun> = Kind::ALL
         .iter()
@@ -78,14 +162,12 @@ pub fn run(options: &Options) -> Result<()> {
         interrupt::check()?;
         println!("\n== setting up: {}", run.kind.label());
         let topology: Result<Box<dyn Topology>> = match run.kind {
-            Kind::Floor => floor::VethFloor::setup(&prefix).map(|t| Box::new(t) as _),
-            Kind::Bridge => {
-                bridge::DockerBridge::setup(&prefix, &work_dir.0).map(|t| Box::new(t) as _)
-            }
+            Kind::Floor => floor::VethFloor::setup(prefix).map(|t| Box::new(t) as _),
+            Kind::Bridge => bridge::DockerBridge::setup(prefix, work_dir).map(|t| Box::new(t) as _),
             Kind::Netd if options.skip_netd => Err(anyhow::anyhow!("skipped (--skip-netd)")),
-            Kind::Netd => setup_netd(&prefix, &netd_bin, &work_dir.0, options, &mut connect),
+            Kind::Netd => setup_netd(prefix, netd_bin, work_dir, options, &mut connect),
         };
-        match topology.and_then(|topology| start_testbed(topology, &work_dir.0)) {
+        match topology.and_then(|topology| start_testbed(topology, work_dir)) {
             Ok(testbed) => testbeds.push(testbed),
             Err(error) => {
                 println!("{}: not measured: {error:#}", run.kind.label());
@@ -122,22 +204,11 @@ pub fn run(options: &Options) -> Result<()> {
         println!("not measured: {error}");
     }
 
-    let results = Results {
-        date,
-        time,
-        machine,
-        rounds: options.rounds,
-        seconds: options.seconds,
+    Ok(C2cResults {
         topologies: runs,
         connect,
         prog_cost,
-    };
-    write_results(&results, options)?;
-    println!("xtask bench finished in {} s", started.elapsed().as_secs());
-    if results.has_failures() {
-        bail!("some parts were not measured: see the notes above");
-    }
-    Ok(())
+    })
 }
 
 /// Builds netd and checks that its daemon exists yet; the error goes into the netd part only.
@@ -224,7 +295,8 @@ fn measure_round(
         line.push_str(&format!(" {what} failed;"));
         run.errors.push(format!("round {round} {what}: {error:#}"));
     };
-    match measure::udp_small_packet_rate(topology, seconds) {
+    let target = measure::Target::of(topology);
+    match measure::udp_small_packet_rate(&target, seconds) {
         Ok(pps) => {
             line.push_str(&format!(" UDP {:.0} kpps;", pps / 1e3));
             run.udp_pps.push(pps);
@@ -232,7 +304,7 @@ fn measure_round(
         Err(error) => failed("UDP", error, &mut line),
     }
     interrupt::check()?;
-    match measure::tcp_throughput(topology, seconds) {
+    match measure::tcp_throughput(&target, seconds) {
         Ok(bps) => {
             line.push_str(&format!(" TCP {:.2} Gbit/s;", bps / 1e9));
             run.tcp_bits_per_second.push(bps);
@@ -240,7 +312,7 @@ fn measure_round(
         Err(error) => failed("TCP", error, &mut line),
     }
     interrupt::check()?;
-    match measure::tcp_round_trip(topology, seconds) {
+    match measure::tcp_round_trip(&target, seconds) {
         Ok((p50, p99)) => {
             line.push_str(&format!(" RTT p50 {p50:.1} µs, p99 {p99:.1} µs"));
             run.rtt_p50_us.push(p50);
@@ -254,20 +326,34 @@ fn measure_round(
 }
 
 fn write_results(results: &Results, options: &Options) -> Result<()> {
-    // One chart per run: a section must keep showing its own numbers.
-    let chart_file = format!("{}-{}-c2c.svg", results.date, results.time.replace(':', ""));
-    println!("\n{}", report::section(results, &chart_file));
+    // One chart per run and part: a section must keep showing its own numbers.
+    let stamp = format!("{}-{}", results.date, results.time.replace(':', ""));
+    let charts = report::Charts {
+        c2c: format!("{stamp}-c2c.svg"),
+        nat: format!("{stamp}-nat.svg"),
+    };
+    println!("\n{}", report::section(results, &charts));
     if options.no_write {
         println!("(--no-write: bench/ left untouched)");
         return Ok(());
     }
     let bench_dir = workspace::root().join("bench");
     std::fs::create_dir_all(&bench_dir)?;
-    let chart_path = bench_dir.join(&chart_file);
-    std::fs::write(&chart_path, chart::svg(results))
-        .with_context(|| format!("cannot write {}", chart_path.display()))?;
-    report::append(results, &bench_dir.join("RESULTS.md"), &chart_file)?;
-    println!("wrote bench/RESULTS.md and bench/{chart_file}");
+    let mut written = vec!["bench/RESULTS.md".to_string()];
+    if let Some(c2c) = &results.c2c {
+        let path = bench_dir.join(&charts.c2c);
+        std::fs::write(&path, chart::svg(results, c2c))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(format!("bench/{}", charts.c2c));
+    }
+    if let Some(nat) = &results.nat {
+        let path = bench_dir.join(&charts.nat);
+        std::fs::write(&path, nat::chart::svg(nat, &results.date, &results.time))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(format!("bench/{}", charts.nat));
+    }
+    report::append(results, &bench_dir.join("RESULTS.md"), &charts)?;
+    println!("wrote {}", written.join(", "));
     Ok(())
 }
 

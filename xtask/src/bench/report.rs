@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use super::results::{Metric, Results};
+use super::nat;
+use super::results::{C2cResults, Metric, Results};
 use super::topology::Kind;
 
 /// Targets from the issue, stated next to the numbers.
@@ -21,7 +22,13 @@ Written by `cargo xtask bench` (see README.md); one section per run, newest last
 Client and server are two network namespaces on the same machine; every number is the median over\n\
 the rounds, with the three topologies interleaved within each round.\n";
 
-pub fn append(results: &Results, results_md: &Path, chart_file: &str) -> Result<()> {
+/// The chart files of one run, one per part.
+pub struct Charts {
+    pub c2c: String,
+    pub nat: String,
+}
+
+pub fn append(results: &Results, results_md: &Path, charts: &Charts) -> Result<()> {
     let mut text = match std::fs::read_to_string(results_md) {
         Ok(existing) => existing,
         Err(_) => HEADER.to_string(),
@@ -30,12 +37,12 @@ pub fn append(results: &Results, results_md: &Path, chart_file: &str) -> Result<
         text.push('\n');
     }
     text.push('\n');
-    text.push_str(&section(results, chart_file));
+    text.push_str(&section(results, charts));
     std::fs::write(results_md, text)
         .with_context(|| format!("cannot write {}", results_md.display()))
 }
 
-pub fn section(results: &Results, chart_file: &str) -> String {
+pub fn section(results: &Results, charts: &Charts) -> String {
     let mut md = String::new();
     let m = &results.machine;
     let _ = writeln!(md, "## {} {} UTC\n", results.date, results.time);
@@ -44,6 +51,22 @@ pub fn section(results: &Results, chart_file: &str) -> String {
         "Machine: kernel {}, {}, {} cores, load average {} at start. Rounds: {} × {} s per measurement.\n",
         m.kernel, m.cpu, m.cores, m.load, results.rounds, results.seconds
     );
+    match &results.c2c {
+        Some(c2c) => md.push_str(&c2c_part(c2c, &charts.c2c)),
+        None => md.push_str("Container-to-container part: not run (`--only nat`).\n"),
+    }
+    match &results.nat {
+        Some(nat) => {
+            md.push('\n');
+            md.push_str(&nat::report::section(nat, &charts.nat));
+        }
+        None => md.push_str("\nNAT part: not run (`--only c2c`).\n"),
+    }
+    md
+}
+
+fn c2c_part(results: &C2cResults, chart_file: &str) -> String {
+    let mut md = String::new();
 
     let _ = writeln!(
         md,

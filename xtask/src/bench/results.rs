@@ -1,6 +1,7 @@
 //! Everything one bench run measured, including what it could not measure and why.
 
 use super::machine::Machine;
+use super::nat::NatResults;
 use super::prog_cost::Case;
 use super::stats::{median, Latency};
 use super::topology::Kind;
@@ -76,18 +77,14 @@ impl Metric {
     }
 }
 
-pub struct Results {
-    pub date: String,
-    pub time: String,
-    pub machine: Machine,
-    pub rounds: u32,
-    pub seconds: u32,
+/// The container-to-container part: the three topologies, connect latency, program cost.
+pub struct C2cResults {
     pub topologies: Vec<TopologyRun>,
     pub connect: Result<Latency, String>,
     pub prog_cost: Result<Vec<Case>, String>,
 }
 
-impl Results {
+impl C2cResults {
     pub fn topology(&self, kind: Kind) -> Option<&TopologyRun> {
         self.topologies.iter().find(|run| run.kind == kind)
     }
@@ -101,5 +98,24 @@ impl Results {
         self.topologies.iter().any(|run| !run.errors.is_empty())
             || self.connect.is_err()
             || self.prog_cost.is_err()
+    }
+}
+
+/// One bench run; a part left out with `--only` is None.
+pub struct Results {
+    pub date: String,
+    pub time: String,
+    pub machine: Machine,
+    pub rounds: u32,
+    pub seconds: u32,
+    pub c2c: Option<C2cResults>,
+    pub nat: Option<NatResults>,
+}
+
+impl Results {
+    /// True if any part that ran failed or was not measured.
+    pub fn has_failures(&self) -> bool {
+        self.c2c.as_ref().is_some_and(C2cResults::has_failures)
+            || self.nat.as_ref().is_some_and(NatResults::has_failures)
     }
 }
