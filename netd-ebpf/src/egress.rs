@@ -71,7 +71,7 @@ pub fn beyond_subnets(ctx: &TcContext, sender: &Sender, ip: &Ipv4Hdr) -> Verdict
         last_seen_ns: 0,
     };
     let mut reply = back_to_sender(sender, key, NatKind::Snat);
-    nat::open_with_port(key, &mut forward, &mut reply)
+    nat::open_with_port(ctx, key, &mut forward, &mut reply)
         .map_err(|_| sender.drop(DropReason::NatPortsExhausted))?;
     deliver(ctx, sender, &flow, &forward)
 }
@@ -107,7 +107,7 @@ fn hairpin(ctx: &TcContext, sender: &Sender, flow: &Flow, target: &PublishTarget
         last_seen_ns: 0,
     };
     let mut reply = back_to_sender(sender, key, NatKind::Hairpin);
-    nat::open_with_port(key, &mut forward, &mut reply)
+    nat::open_with_port(ctx, key, &mut forward, &mut reply)
         .map_err(|_| sender.drop(DropReason::NatPortsExhausted))?;
     deliver(ctx, sender, flow, &forward)
 }

@@ -12,6 +12,7 @@ mod egress;
 mod endpoint;
 mod flood;
 mod flow;
+mod host_socket;
 mod icmp_error;
 mod ipv4;
 mod lookup;

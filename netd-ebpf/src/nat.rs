@@ -16,6 +16,7 @@ use netd_common::{
 
 use crate::{
     flow::{l4_checksum, Flow, L3},
+    host_socket,
     maps::{NAT, NAT_CONFIG, NAT_STATS},
 };
 
@@ -80,6 +81,7 @@ pub fn open(key: &FlowKey, forward: &mut NatEntry, reply: &mut NatEntry) -> Resu
 /// packet's own port if it lies in the configured range, then random ones in it.
 #[inline(always)]
 pub fn open_with_port(
+    ctx: &TcContext,
     key: &FlowKey,
     forward: &mut NatEntry,
     reply: &mut NatEntry,
@@ -99,7 +101,9 @@ pub fn open_with_port(
         let port = (min + (seed % span) as u16).to_be();
         forward.src_port = port;
         reply.dst_port = key.src_port;
-        if open(key, forward, reply).is_ok() {
+        // A port the host's own connection to the same peer uses is not ours to take.
+        let taken_by_host = host_socket::owns(ctx, &forward.translated(key.proto).reversed());
+        if !taken_by_host && open(key, forward, reply).is_ok() {
             return Ok(());
         }
         seed = unsafe { bpf_get_prandom_u32() };

@@ -9,13 +9,13 @@
 
 use aya_ebpf::{bindings::TC_ACT_OK, programs::TcContext};
 use netd_common::{
-    Delivery, DropReason, NatEntry, NatKind, PublishTarget, NAT_FLAG_OUT, NET_FLAG_INTERNAL,
-    NET_FLAG_NO_MASQUERADE,
+    Delivery, DropReason, NatEntry, NatKind, PublishTarget, IPPROTO_UDP, NAT_FLAG_OUT,
+    NET_FLAG_INTERNAL, NET_FLAG_NO_MASQUERADE,
 };
 
 use crate::{
     flow::{classify, Flow, L4Kind},
-    icmp_error, lookup,
+    host_socket, icmp_error, lookup,
     maps::NETWORKS,
     nat,
     packet::{self, ip_u32, ETH_P_IP},
@@ -44,7 +44,10 @@ pub fn handle(ctx: &TcContext) -> Verdict {
             if let Some(entry) = nat::lookup(&flow) {
                 return deliver(ctx, &flow, &entry, UPLINK_ROW);
             }
-            if flow.opens() && publish::is_host_address(dst) {
+            // A UDP datagram a host socket would receive is the host's (e.g. the reply to
+            // its own query from a port that happens to be published): it stays.
+            let hosts = flow.key.proto == IPPROTO_UDP && host_socket::owns(ctx, &flow.key);
+            if flow.opens() && !hosts && publish::is_host_address(dst) {
                 if let Some(target) = publish::target(&flow.key) {
                     return publish(ctx, &flow, &target);
                 }

@@ -11,6 +11,7 @@ pub mod cmd;
 mod host;
 pub mod maps;
 pub mod netns;
+pub mod outside;
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use serde_json::Value;
 use cleanup::{cleanup, ensure_bpffs, sweep_stale};
 pub use cmd::{run, run_timeout, wait_until, Background, Run};
 pub use host::firewall_rules;
+pub use outside::{Outside, UPLINK_IF, UPLINK_NET};
 
 /// How long the daemon gets to answer its first `network ls`.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -86,6 +88,10 @@ pub struct TestHost {
     pub bin: PathBuf,
     /// The running daemon (the nsenter child execs into netd, so its PID is netd's).
     daemon: Option<Child>,
+    /// Extra `netd daemon` arguments (e.g. `--uplink`), reused by every (re)start.
+    daemon_args: Vec<String>,
+    /// The "outside" namespaces behind the uplinks, in [`TestHost::add_outside`] order.
+    outsides: Vec<Outside>,
     /// A panic message already carries the daemon log; drop need not print it again.
     log_shown: std::cell::Cell<bool>,
 }
@@ -116,6 +122,8 @@ impl TestHost {
             octet,
             tmp,
             daemon: None,
+            daemon_args: Vec::new(),
+            outsides: Vec::new(),
             log_shown: std::cell::Cell::new(false),
         };
         host.must(&["ip", "netns", "add", &host.host_ns]);
@@ -131,7 +139,12 @@ impl TestHost {
     }
 
     /// `10.<octet>.<n>.0/24`, unique to this test; `n = 0` is the predefined bridge.
+    /// `n >= 250` ([`UPLINK_NET`]) are the links to the outside namespaces, never networks.
     pub fn subnet(&self, n: u8) -> String {
+        assert!(
+            n < UPLINK_NET,
+            "harness: 10.x.{n}.0/24 (n >= {UPLINK_NET}) is for uplinks, not for netd networks"
+        );
         format!("10.{}.{n}.0/24", self.octet)
     }
 
@@ -143,6 +156,53 @@ impl TestHost {
     /// Address `host` of [`TestHost::subnet`] `n`.
     pub fn addr(&self, n: u8, host: u8) -> String {
         format!("10.{}.{n}.{host}", self.octet)
+    }
+
+    /// Second octet of every address of this test.
+    pub fn octet(&self) -> u8 {
+        self.octet
+    }
+
+    /// Starts the daemon with `args` added to its command line (e.g. `--uplink`,
+    /// `--nat-max-entries`); every later [`TestHost::start_daemon`] and
+    /// [`TestHost::restart`] reuses them.
+    pub fn start_daemon_with_args(&mut self, args: &[&str]) {
+        self.daemon_args = args.iter().map(|a| a.to_string()).collect();
+        self.start_daemon();
+    }
+
+    /// The extra daemon arguments every start uses.
+    pub fn daemon_args(&self) -> &[String] {
+        &self.daemon_args
+    }
+
+    /// Runs `netd daemon` in the host netns with the usual arguments plus `args`, expecting
+    /// it to exit by itself (a refused configuration); returns its output. Killed after
+    /// 10 s if it keeps running (the result then says `timed_out`).
+    pub fn run_daemon_expecting_exit(&self, args: &[&str]) -> Run {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let mut argv = vec![format!("--net=/run/netns/{}", self.host_ns), "--".into()];
+        argv.push(self.bin.to_str().expect("utf-8 binary path").into());
+        argv.extend(self.daemon_argv(args));
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        run_timeout("nsenter", &refs, &[], EXIT_TIMEOUT)
+    }
+
+    /// `daemon --state-dir .. --socket .. --bpffs .. --bridge-subnet .. extra...`.
+    fn daemon_argv(&self, extra: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = vec!["daemon".into()];
+        for (flag, val) in [
+            ("--state-dir", &self.state_dir),
+            ("--socket", &self.socket),
+            ("--bpffs", &self.bpffs),
+        ] {
+            v.push(flag.into());
+            v.push(val.to_str().expect("utf-8 path").into());
+        }
+        v.push("--bridge-subnet".into());
+        v.push(self.subnet(0));
+        v.extend(extra.iter().map(|a| a.to_string()));
+        v
     }
 
     /// Starts the daemon and waits until it answers.
@@ -167,21 +227,24 @@ impl TestHost {
             .expect("open daemon log");
         use std::io::Write;
         let mut l = &log;
-        let _ = writeln!(l, "===== harness: starting daemon, env {envs:?} =====");
-        let bridge_subnet = self.subnet(0);
+        // A test daemon never picks its uplink by itself: with an outside namespace there is
+        // a default route in the host netns, so the uplink must be named.
+        assert!(
+            self.outsides.is_empty() || self.daemon_args.iter().any(|a| a == "--uplink"),
+            "harness: a daemon next to an outside namespace must get an explicit --uplink (args {:?})",
+            self.daemon_args
+        );
+        let extra: Vec<&str> = self.daemon_args.iter().map(String::as_str).collect();
+        let argv = self.daemon_argv(&extra);
+        let _ = writeln!(
+            l,
+            "===== harness: starting daemon, env {envs:?}, args {argv:?} ====="
+        );
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{}", self.host_ns))
             .arg("--")
             .arg(&self.bin)
-            .arg("daemon")
-            .arg("--state-dir")
-            .arg(&self.state_dir)
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("--bpffs")
-            .arg(&self.bpffs)
-            .arg("--bridge-subnet")
-            .arg(&bridge_subnet)
+            .args(&argv)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
@@ -280,7 +343,7 @@ impl TestHost {
         }
     }
 
-    /// SIGTERM, then start again.
+    /// SIGTERM, then start again (with the same arguments).
     pub fn restart(&mut self) {
         self.stop();
         self.start_daemon();
@@ -332,6 +395,22 @@ impl TestHost {
         let r = self.netd_run(args);
         assert!(r.success(), "netd CLI failed: {r}\n{}", self.log_text());
         r.stdout
+    }
+
+    /// Runs the CLI expecting a refusal: exit 1 and exactly one stderr line starting with
+    /// `Error`; panics with `why`, the result and the daemon log otherwise.
+    pub fn netd_refused(&self, args: &[&str], why: &str) -> Run {
+        let r = self.netd_run(args);
+        let lines = r.stderr_lines();
+        assert!(
+            r.code == Some(1)
+                && lines.len() == 1
+                && lines[0].starts_with("Error")
+                && r.stdout.trim().is_empty(),
+            "{why}: want exit 1 and one `Error...` line on stderr, got {r}\n{}",
+            self.log_text()
+        );
+        r
     }
 
     /// `network ls --format json`, one object per line.
@@ -422,8 +501,17 @@ impl TestHost {
 
     /// `sandbox create <id>-<name>`; returns the full netns name.
     pub fn sandbox(&self, name: &str) -> String {
+        self.sandbox_with(name, &[])
+    }
+
+    /// `sandbox create [extra...] <id>-<name>` (e.g. `--network host`); returns the full
+    /// netns name.
+    pub fn sandbox_with(&self, name: &str, extra: &[&str]) -> String {
         let full = format!("{}-{name}", self.id);
-        let out = self.netd_ok(&["sandbox", "create", &full]);
+        let mut args = vec!["sandbox", "create"];
+        args.extend_from_slice(extra);
+        args.push(&full);
+        let out = self.netd_ok(&args);
         assert_eq!(
             out.trim(),
             full,

@@ -3,6 +3,7 @@
 //! failures at once.
 use netd_tests::harness::api;
 use netd_tests::harness::check::{assert_consistent, snapshot};
+use netd_tests::harness::netns::{hold_tcp_listener, hold_udp_socket};
 use netd_tests::harness::TestHost;
 use serde_json::Value;
 
@@ -29,11 +30,16 @@ fn world() -> World {
 /// Runs every `(description, argv)` case; each must fail with one `Error...` line and exit
 /// 1, leave the whole state unchanged, and leave the daemon running.
 fn run_cases(w: &mut World, cases: &[(&str, Vec<String>)]) {
-    let before = snapshot(&w.h);
+    run_cases_on(&mut w.h, cases, snapshot);
+}
+
+/// [`run_cases`] on any daemon, with `state` as what must not change.
+fn run_cases_on(h: &mut TestHost, cases: &[(&str, Vec<String>)], state: fn(&TestHost) -> Value) {
+    let before = state(h);
     let mut failures = Vec::new();
     for (what, argv) in cases {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let r = w.h.netd_run(&args);
+        let r = h.netd_run(&args);
         let lines = r.stderr_lines();
         let mut problems = Vec::new();
         if r.code != Some(1) {
@@ -48,15 +54,15 @@ fn run_cases(w: &mut World, cases: &[(&str, Vec<String>)]) {
             problems
                 .push("stderr must start with `Error response from daemon: ` or `Error: `".into());
         }
-        if !w.h.daemon_alive() {
+        if !h.daemon_alive() {
             failures.push(format!(
                 "[{what}] `netd {}` KILLED THE DAEMON: {r}",
                 args.join(" ")
             ));
-            w.h.start_daemon();
+            h.start_daemon();
             continue;
         }
-        let after = snapshot(&w.h);
+        let after = state(h);
         if after != before {
             problems.push(format!(
                 "state changed:\n--- before ---\n{}\n--- after ---\n{}",
@@ -78,9 +84,9 @@ fn run_cases(w: &mut World, cases: &[(&str, Vec<String>)]) {
         failures.len(),
         cases.len(),
         failures.join("\n\n"),
-        w.h.log_text()
+        h.log_text()
     );
-    assert_consistent(&w.h);
+    assert_consistent(h);
 }
 
 fn case(what: &'static str, argv: &[&str]) -> (&'static str, Vec<String>) {
@@ -194,6 +200,14 @@ fn bad_network_create_is_refused_and_changes_nothing() {
         case(
             "duplicate of a predefined name",
             &["network", "create", "--subnet", &free, "bridge"],
+        ),
+        case(
+            "contract: a second host-driver network",
+            &["network", "create", "-d", "host", "x"],
+        ),
+        case(
+            "contract: a second null-driver network",
+            &["network", "create", "-d", "null", "x"],
         ),
         case(
             "unsupported driver",
@@ -443,4 +457,179 @@ fn malformed_api_requests_get_4xx_with_a_message() {
         h.log_text()
     );
     assert_consistent(h);
+}
+
+/// The base snapshot plus what publishing changes: `port ls` and the conntrack table.
+fn snapshot_with_ports(h: &TestHost) -> Value {
+    let mut v = snapshot(h);
+    v["ports"] = Value::Array(h.port_ls_json(None));
+    v["conntrack"] = Value::Array(h.conntrack());
+    v
+}
+
+#[test]
+fn bad_port_publishing_is_refused_and_changes_nothing() {
+    let (mut h, _o) = TestHost::with_uplink(&[]);
+    h.create_network("used", 1, &[]);
+    h.create_network("inner", 2, &["--internal"]);
+    let a = h.sandbox("a");
+    let b = h.sandbox("b");
+    h.connect("used", &a, &["-p", "8080:80/tcp", "-p", "8080:80/udp"]);
+    // Host sockets already bound in the host netns.
+    let _tcp_busy = hold_tcp_listener(&h.host_ns, "0.0.0.0:9090");
+    let _udp_busy = hold_udp_socket(&h.host_ns, "0.0.0.0:9091");
+    let _lo_busy = hold_tcp_listener(&h.host_ns, "127.0.0.1:9092");
+    let p = |spec: &str| -> Vec<String> {
+        ["network", "connect", "-p", spec, "used", b.as_str()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("malformed -p: empty", p("")),
+        ("malformed -p: not a port", p("http")),
+        ("malformed -p: trailing colon", p("8081:")),
+        ("malformed -p: leading colon", p(":80")),
+        ("malformed -p: too many fields", p("1.2.3.4:8081:80:90")),
+        (
+            "malformed -p: host IP not an address",
+            p("300.1.1.1:8081:80"),
+        ),
+        ("malformed -p: host IP a name", p("localhost:8081:80")),
+        ("malformed -p: empty protocol", p("8081:80/")),
+        ("malformed -p: inverted host range", p("8083-8081:80")),
+        ("malformed -p: inverted container range", p("82-80")),
+        (
+            "malformed -p: negative port (value attached: `-p-80`)",
+            ["network", "connect", "-p-80", "used", &b]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+        ("container port 0", p("8081:0")),
+        ("container port 0 alone", p("0")),
+        ("host port 0 (contract: port 0 is refused)", p("0:80")),
+        ("container port 65536", p("8081:65536")),
+        ("host port 65536", p("65536:80")),
+        ("container port 65536 alone", p("65536")),
+        ("port 99999999999 (overflows u32 too)", p("99999999999:80")),
+        (
+            "ranges of different lengths (host shorter)",
+            p("8081-8082:80-82"),
+        ),
+        (
+            "ranges of different lengths (host longer)",
+            p("8081-8083:80-81"),
+        ),
+        ("unknown protocol icmp", p("8081:80/icmp")),
+        ("unknown protocol tcpx", p("8081:80/tcpx")),
+        ("two protocols", p("8081:80/tcp/udp")),
+        (
+            "conflict: TCP host port already published by netd",
+            p("8080:81"),
+        ),
+        (
+            "conflict: UDP host port already published by netd",
+            p("8080:81/udp"),
+        ),
+        (
+            "conflict: already published, on 0.0.0.0 given explicitly",
+            p("0.0.0.0:8080:81"),
+        ),
+        (
+            "conflict: a range that covers a published port",
+            p("8075-8085:8075-8085"),
+        ),
+        (
+            "conflict: a host TCP socket listens on 9090 in the host netns",
+            p("9090:80"),
+        ),
+        (
+            "conflict: a host UDP socket is bound to 9091 in the host netns",
+            p("9091:53/udp"),
+        ),
+        (
+            "conflict: a host socket listens on 127.0.0.1:9092, -p 9092:80 wants every address",
+            p("9092:80"),
+        ),
+        (
+            "conflict: a host socket listens on 0.0.0.0:9090, -p 127.0.0.1:9090:80",
+            p("127.0.0.1:9090:80"),
+        ),
+        (
+            "conflict within one call: the same host port twice",
+            [
+                "network", "connect", "-p", "8095:80", "-p", "8095:81", "used", &b,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ),
+        (
+            "atomic: a valid -p then a conflicting one publishes neither",
+            [
+                "network", "connect", "-p", "8096:80", "-p", "8080:81", "used", &b,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ),
+        (
+            "-p on an --internal network",
+            ["network", "connect", "-p", "8097:80", "inner", &b]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+    ];
+    run_cases_on(&mut h, &cases, snapshot_with_ports);
+    // The refusals published nothing: the ports that valid halves named are still free.
+    let rows = h.port_ls_json(None);
+    assert_eq!(
+        rows.len(),
+        2,
+        "only a's two publications exist after all the refusals: {rows:?}"
+    );
+}
+
+#[test]
+fn unknown_uplink_stops_the_daemon_with_one_line_naming_it() {
+    let mut h = TestHost::new();
+    let o = h.add_outside();
+    let mut failures = Vec::new();
+    for (what, args) in [
+        ("the only uplink is unknown", vec!["--uplink", "nosuch0"]),
+        (
+            "a good uplink and an unknown one",
+            vec!["--uplink", o.uplink.as_str(), "--uplink", "nosuch0"],
+        ),
+    ] {
+        let r = h.run_daemon_expecting_exit(&args);
+        let errors: Vec<&str> = r
+            .stderr_lines()
+            .into_iter()
+            .filter(|l| l.contains("Error") || l.contains("ERROR") || l.contains("panicked"))
+            .collect();
+        if r.timed_out || r.code.is_none_or(|c| c == 0) {
+            failures.push(format!(
+                "[{what}] contract: an unknown uplink makes the daemon exit non-zero; {r}"
+            ));
+        } else if errors.len() != 1 || !errors[0].contains("nosuch0") {
+            failures.push(format!(
+                "[{what}] contract: one error line naming the uplink `nosuch0`; error lines {errors:?}; {r}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "unknown --uplink:\n{}",
+        failures.join("\n\n")
+    );
+    // Nothing was left half set up: a daemon with the right uplink starts and works.
+    h.start_daemon_with_args(&["--uplink", &o.uplink]);
+    h.create_network("net", 1, &[]);
+    let a = h.sandbox("a");
+    h.connect("net", &a, &[]);
+    h.assert_ping(&a, &o.ip, "a daemon started after the refused ones works");
+    assert_consistent(&h);
 }

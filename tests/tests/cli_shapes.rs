@@ -407,7 +407,24 @@ fn stats_formats() {
     networks.insert("-".into());
     let stats = h.stats();
     assert!(!stats.is_empty());
-    for e in &stats {
+    // Issue 4: the NAT table's counters follow as kind `nat`, not tied to a network.
+    let nat: BTreeSet<&str> = stats
+        .iter()
+        .filter(|e| e["Kind"].as_str() == Some("nat"))
+        .map(|e| {
+            assert_eq!(
+                e["Network"], "-",
+                "contract: NAT counters belong to no network: {e}"
+            );
+            assert!(e["Packets"].is_u64(), "{e}");
+            s(&e["Reason"])
+        })
+        .collect();
+    assert!(
+        nat.contains("created") && nat.iter().any(|r| r.contains("evict")),
+        "contract: `netd stats` shows NAT counters (created, LRU evictions): {nat:?}"
+    );
+    for e in stats.iter().filter(|e| e["Kind"].as_str() != Some("nat")) {
         assert!(
             networks.contains(s(&e["Network"])),
             "unknown Network in {e}"

@@ -34,10 +34,14 @@ pub fn ipv4_address(c: &Value) -> &str {
         .unwrap_or_else(|| panic!("IPv4Address missing in {c}"))
 }
 
-/// Every endpoint of every network in `inspect` output.
+/// Every endpoint of every bridge network in `inspect` output (sandboxes on `host` and
+/// `none` have no veth and no address of netd's).
 pub fn endpoints(nets: &[Value]) -> Vec<Endpoint> {
     let mut out = Vec::new();
-    for n in nets {
+    for n in nets
+        .iter()
+        .filter(|n| n["Driver"].as_str() == Some("bridge"))
+    {
         let network = n["Name"].as_str().unwrap_or_default().to_string();
         for c in n["Containers"]
             .as_object()
@@ -224,7 +228,17 @@ pub fn consistency(h: &TestHost) -> Result<(), String> {
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
         nets_listed.sort();
-        let mut nets_inspect: Vec<String> = mine.iter().map(|e| e.network.clone()).collect();
+        let mut nets_inspect: Vec<String> = nets
+            .iter()
+            .filter(|n| {
+                n["Containers"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .any(|c| c["Name"].as_str() == Some(name))
+            })
+            .filter_map(|n| n["Name"].as_str().map(str::to_string))
+            .collect();
         nets_inspect.sort();
         if nets_listed != nets_inspect {
             return Err(format!(
