@@ -10,7 +10,8 @@ use network_types::ip::Ipv4Hdr;
 
 use crate::{
     flow::{classify, Flow, L4Kind},
-    nat, publish, route,
+    nat::{self, Via},
+    publish, route,
     verdict::{Sender, Verdict},
 };
 
@@ -34,15 +35,15 @@ pub fn beyond_subnets(ctx: &TcContext, sender: &Sender, ip: &Ipv4Hdr) -> Verdict
         if let Some(entry) = nat::lookup(flow) {
             return deliver(ctx, sender, flow, &entry);
         }
-        if publish::is_host_address(ip.dst_addr) {
-            if sender.internal() {
-                return Err(sender.drop(DropReason::InternalNetwork));
-            }
-            return host_service(ctx, sender, flow);
-        }
     }
+    // Internal networks reach neither the outside nor the host's other addresses.
     if sender.internal() {
         return Err(sender.drop(DropReason::InternalNetwork));
+    }
+    if let L4Kind::Flow(flow) = &l4 {
+        if publish::is_host_address(ip.dst_addr) {
+            return host_service(ctx, sender, flow);
+        }
     }
     let Some(uplink) = route::uplink_for(ctx, sender.ep.ip, ip.dst_addr) else {
         // No uplink leads there: the host routes it, as the Linux bridge would.
@@ -57,20 +58,14 @@ pub fn beyond_subnets(ctx: &TcContext, sender: &Sender, ip: &Ipv4Hdr) -> Verdict
     // Any packet may open a masqueraded flow, mid-stream TCP included (like conntrack's
     // loose pickup): a flow evicted from a full table resumes instead of stalling.
     let key = &flow.key;
-    let mut forward = NatEntry {
-        src_ip: uplink.ip,
-        dst_ip: key.dst_ip,
-        src_port: key.src_port,
-        dst_port: key.dst_port,
-        ifindex: uplink.ifindex,
-        dst_mac: [0; 6],
-        src_mac: [0; 6],
-        kind: NatKind::Snat as u8,
-        flags: NAT_FLAG_OUT,
-        _pad: [0; 2],
-        last_seen_ns: 0,
-    };
-    let mut reply = back_to_sender(sender, key, NatKind::Snat);
+    // The source port is chosen by open_with_port.
+    let mut forward = nat::entry(
+        NatKind::Snat,
+        (uplink.ip, key.src_port),
+        (key.dst_ip, key.dst_port),
+        Via::Uplink(uplink.ifindex),
+    );
+    let mut reply = nat::reply_to(key, NatKind::Snat, into_sender(sender));
     nat::open_with_port(ctx, key, &mut forward, &mut reply)
         .map_err(|_| sender.drop(DropReason::NatPortsExhausted))?;
     deliver(ctx, sender, &flow, &forward)
@@ -93,40 +88,26 @@ fn host_service(ctx: &TcContext, sender: &Sender, flow: &Flow) -> Verdict {
 #[inline(always)]
 fn hairpin(ctx: &TcContext, sender: &Sender, flow: &Flow, target: &PublishTarget) -> Verdict {
     let key = &flow.key;
-    let mut forward = NatEntry {
-        src_ip: target.gateway_ip,
-        dst_ip: target.ip,
-        src_port: key.src_port,
-        dst_port: target.port,
-        ifindex: target.ifindex,
-        dst_mac: target.mac,
-        src_mac: target.gateway_mac,
-        kind: NatKind::Hairpin as u8,
-        flags: 0,
-        _pad: [0; 2],
-        last_seen_ns: 0,
-    };
-    let mut reply = back_to_sender(sender, key, NatKind::Hairpin);
+    // The source port is chosen by open_with_port.
+    let mut forward = nat::entry(
+        NatKind::Hairpin,
+        (target.gateway_ip, key.src_port),
+        (target.ip, target.port),
+        Via::backend(target),
+    );
+    let mut reply = nat::reply_to(key, NatKind::Hairpin, into_sender(sender));
     nat::open_with_port(ctx, key, &mut forward, &mut reply)
         .map_err(|_| sender.drop(DropReason::NatPortsExhausted))?;
     deliver(ctx, sender, flow, &forward)
 }
 
-/// The reply direction of a flow the sender opened: back to its own address and port.
+/// Back into the sending sandbox.
 #[inline(always)]
-fn back_to_sender(sender: &Sender, key: &netd_common::FlowKey, kind: NatKind) -> NatEntry {
-    NatEntry {
-        src_ip: key.dst_ip,
-        dst_ip: key.src_ip,
-        src_port: key.dst_port,
-        dst_port: key.src_port,
+fn into_sender(sender: &Sender) -> Via {
+    Via::Sandbox {
         ifindex: sender.ep.host_ifindex,
-        dst_mac: sender.ep.mac,
-        src_mac: sender.net.gateway_mac,
-        kind: kind as u8,
-        flags: 0,
-        _pad: [0; 2],
-        last_seen_ns: 0,
+        mac: sender.ep.mac,
+        gateway_mac: sender.net.gateway_mac,
     }
 }
 

@@ -11,7 +11,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use netd_common::{
-    FlowKey, NatCounter, NatEntry, IPPROTO_UDP, NAT_FLAG_CLOSING, NAT_FLAG_ORIGINAL,
+    FlowKey, Ipv4Bytes, MacBytes, NatCounter, NatEntry, NatKind, PublishTarget, IPPROTO_UDP,
+    NAT_FLAG_CLOSING, NAT_FLAG_ORIGINAL, NAT_FLAG_OUT,
 };
 
 use crate::{
@@ -29,6 +30,67 @@ const PORT_ATTEMPTS: u32 = 8;
 const IP_CHECK: usize = L3 + 10;
 const IP_SRC: usize = L3 + 12;
 const IP_DST: usize = L3 + 16;
+
+/// Where a flow's packets go once rewritten.
+pub enum Via {
+    /// Out through this uplink (0: whichever uplink the route picks).
+    Uplink(u32),
+    /// Into the sandbox behind host veth `ifindex`, addressed from its gateway's MAC.
+    Sandbox {
+        ifindex: u32,
+        mac: MacBytes,
+        gateway_mac: MacBytes,
+    },
+}
+
+impl Via {
+    /// Into a published port's backend.
+    #[inline(always)]
+    pub fn backend(target: &PublishTarget) -> Via {
+        Via::Sandbox {
+            ifindex: target.ifindex,
+            mac: target.mac,
+            gateway_mac: target.gateway_mac,
+        }
+    }
+}
+
+/// An entry rewriting packets to `src` -> `dst` (address, wire-order port), sent `via`.
+#[inline(always)]
+pub fn entry(kind: NatKind, src: (Ipv4Bytes, u16), dst: (Ipv4Bytes, u16), via: Via) -> NatEntry {
+    let (ifindex, dst_mac, src_mac, flags) = match via {
+        Via::Uplink(ifindex) => (ifindex, [0; 6], [0; 6], NAT_FLAG_OUT),
+        Via::Sandbox {
+            ifindex,
+            mac,
+            gateway_mac,
+        } => (ifindex, mac, gateway_mac, 0),
+    };
+    NatEntry {
+        src_ip: src.0,
+        dst_ip: dst.0,
+        src_port: src.1,
+        dst_port: dst.1,
+        ifindex,
+        dst_mac,
+        src_mac,
+        kind: kind as u8,
+        flags,
+        _pad: [0; 2],
+        last_seen_ns: 0,
+    }
+}
+
+/// The entry for the replies of a packet carrying `key`: back to its own source.
+#[inline(always)]
+pub fn reply_to(key: &FlowKey, kind: NatKind, via: Via) -> NatEntry {
+    entry(
+        kind,
+        (key.dst_ip, key.dst_port),
+        (key.src_ip, key.src_port),
+        via,
+    )
+}
 
 /// The translation of this packet's flow, if it has one. Refreshes the entry's and its
 /// twin's age (and marks both closing on a FIN/RST), at most once a second.

@@ -35,12 +35,18 @@ pub fn uplink_for(ctx: &TcContext, src: [u8; 4], dst: [u8; 4]) -> Option<UplinkI
     if ret != FIB_SUCCESS && ret != FIB_NO_NEIGH {
         return None;
     }
+    uplink_at(params.ifindex)
+}
+
+/// The uplink on interface `ifindex`, if it is one.
+#[inline(always)]
+fn uplink_at(ifindex: u32) -> Option<UplinkInfo> {
     for slot in 0..MAX_UPLINKS {
         let uplink = UPLINKS.get(slot)?;
         if uplink.ifindex == 0 {
             return None;
         }
-        if uplink.ifindex == params.ifindex {
+        if uplink.ifindex == ifindex {
             return Some(*uplink);
         }
     }
@@ -62,7 +68,9 @@ pub fn out_uplink(
         let ret = lookup(ctx, &mut params);
         // A flow masqueraded to one uplink's address cannot leave through another
         // (0: any uplink will do). The route must lead to an uplink either way.
-        if (uplink_ifindex != 0 && params.ifindex != uplink_ifindex) || !is_uplink(params.ifindex) {
+        if (uplink_ifindex != 0 && params.ifindex != uplink_ifindex)
+            || uplink_at(params.ifindex).is_none()
+        {
             return Err(DropReason::NoRoute);
         }
         match ret {
@@ -103,18 +111,6 @@ pub fn into_sandbox(
         .map_err(|_| DropReason::RedirectFailed)?;
     // SAFETY: plain helper call; flags 0.
     redirected(unsafe { bpf_redirect_peer(ifindex, 0) })
-}
-
-#[inline(always)]
-fn is_uplink(ifindex: u32) -> bool {
-    for slot in 0..MAX_UPLINKS {
-        match UPLINKS.get(slot) {
-            Some(uplink) if uplink.ifindex == ifindex && ifindex != 0 => return true,
-            Some(uplink) if uplink.ifindex != 0 => {}
-            _ => return false,
-        }
-    }
-    false
 }
 
 #[inline(always)]

@@ -17,7 +17,7 @@ use crate::{
     flow::{classify, Flow, L4Kind},
     host_socket, icmp_error, lookup,
     maps::NETWORKS,
-    nat,
+    nat::{self, Via},
     packet::{self, ip_u32, ETH_P_IP},
     publish, route,
     verdict::{Delivered, Dropped, Verdict},
@@ -68,34 +68,15 @@ pub fn handle(ctx: &TcContext) -> Verdict {
 #[inline(always)]
 fn publish(ctx: &TcContext, flow: &Flow, target: &PublishTarget) -> Verdict {
     let key = &flow.key;
-    let mut forward = NatEntry {
-        src_ip: key.src_ip,
-        dst_ip: target.ip,
-        src_port: key.src_port,
-        dst_port: target.port,
-        ifindex: target.ifindex,
-        dst_mac: target.mac,
-        src_mac: target.gateway_mac,
-        kind: NatKind::Dnat as u8,
-        flags: 0,
-        _pad: [0; 2],
-        last_seen_ns: 0,
-    };
-    let mut reply = NatEntry {
-        src_ip: key.dst_ip,
-        dst_ip: key.src_ip,
-        src_port: key.dst_port,
-        dst_port: key.src_port,
-        // Whichever uplink the route to the client picks: the reply's source is the
-        // host address the client chose, not an uplink's own.
-        ifindex: 0,
-        dst_mac: [0; 6],
-        src_mac: [0; 6],
-        kind: NatKind::Dnat as u8,
-        flags: NAT_FLAG_OUT,
-        _pad: [0; 2],
-        last_seen_ns: 0,
-    };
+    let mut forward = nat::entry(
+        NatKind::Dnat,
+        (key.src_ip, key.src_port),
+        (target.ip, target.port),
+        Via::backend(target),
+    );
+    // Whichever uplink the route to the client picks: the reply's source is the host
+    // address the client chose, not an uplink's own.
+    let mut reply = nat::reply_to(key, NatKind::Dnat, Via::Uplink(0));
     if nat::open(key, &mut forward, &mut reply).is_err() {
         return Err(Dropped {
             net_id: target.net_id,

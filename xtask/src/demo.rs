@@ -118,19 +118,12 @@ impl Drop for Demo {
     /// Best effort: every step runs even if an earlier one failed.
     fn drop(&mut self) {
         println!("\n== cleaning up");
-        if self.daemon.is_running() {
-            let names: Vec<String> = self
-                .sandboxes
-                .iter()
-                .map(|s| s.name().to_string())
-                .collect();
-            for name in &names {
-                report(self.daemon.cli(&["sandbox", "rm", name]));
-            }
-            if self.network_created {
-                report(self.daemon.cli(&["network", "rm", NETWORK]));
-            }
-        }
+        let networks: &[&str] = if self.network_created {
+            &[NETWORK]
+        } else {
+            &[]
+        };
+        self.daemon.remove_all(&self.sandboxes, networks);
         // Whatever the daemon could not remove goes by hand, once it can no longer re-add it.
         self.daemon.stop();
         self.sandboxes.clear();

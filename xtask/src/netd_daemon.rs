@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 
+use crate::netns::Netns;
 use crate::process::Background;
 use crate::{cmd, interrupt};
 
@@ -83,6 +84,22 @@ impl NetdDaemon {
         let output = cmd::output(&mut self.cli_command(args)).map_err(|e| self.with_log(e))?;
         print!("{output}");
         Ok(output)
+    }
+
+    /// Best-effort cleanup through the daemon (so it can clean its maps): removes the
+    /// sandboxes, then the networks, reporting failures and going on. Does nothing if the
+    /// daemon is gone; the callers' guards remove what is left.
+    pub fn remove_all(&mut self, sandboxes: &[Netns], networks: &[&str]) {
+        if !self.is_running() {
+            return;
+        }
+        let sandbox_rms = sandboxes.iter().map(|s| ["sandbox", "rm", s.name()]);
+        let network_rms = networks.iter().map(|n| ["network", "rm", n]);
+        for args in sandbox_rms.chain(network_rms) {
+            if let Err(error) = self.cli(&args) {
+                eprintln!("cleanup: {error:#}");
+            }
+        }
     }
 
     /// Runs the CLI silently: for timing loops, where printing would be noise.

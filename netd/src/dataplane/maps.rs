@@ -50,6 +50,12 @@ pub struct Maps {
     stats: PerCpuArray<MapData, Counter>,
 }
 
+/// Moves map `name` out of a loaded object, for a typed wrapper to own.
+pub(super) fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<Map> {
+    ebpf.take_map(name)
+        .with_context(|| format!("map {name} missing from the object"))
+}
+
 fn ip_key(ip: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(ip.octets())
 }
@@ -103,10 +109,7 @@ const EMPTY_NETWORK: NetworkInfo = NetworkInfo {
 impl Maps {
     /// Moves the maps out of a freshly loaded object.
     pub(super) fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
-        let mut take = |name: &str| {
-            ebpf.take_map(name)
-                .with_context(|| format!("map {name} missing from the object"))
-        };
+        let mut take = |name: &str| take_map(ebpf, name);
         Ok(Self {
             ep_by_ifindex: take(MAP_ENDPOINTS_BY_IFINDEX)?.try_into()?,
             ep_by_ip: take(MAP_ENDPOINTS_BY_IP)?.try_into()?,

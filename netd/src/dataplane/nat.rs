@@ -5,7 +5,6 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues};
 use aya::util::nr_cpus;
 use aya::Ebpf;
@@ -68,10 +67,7 @@ pub struct NatTables {
 
 impl NatTables {
     pub(super) fn take(ebpf: &mut Ebpf) -> anyhow::Result<Self> {
-        let mut take = |name: &str| {
-            ebpf.take_map(name)
-                .with_context(|| format!("map {name} missing from the object"))
-        };
+        let mut take = |name: &str| super::maps::take_map(ebpf, name);
         Ok(Self {
             flows: take(MAP_NAT)?.try_into()?,
             published: take(MAP_PUBLISHED)?.try_into()?,

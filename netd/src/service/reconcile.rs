@@ -172,26 +172,25 @@ impl Inner {
             .values()
             .filter_map(network_entry)
             .collect();
-        let endpoints: Vec<_> = self
+        // Each endpoint in the kernel, with its network and host ifindex.
+        let realized: Vec<_> = self
             .state
             .endpoints
             .values()
             .filter_map(|e| {
                 let network = self.state.networks.get(&e.network_id)?;
-                Some(endpoint_info(e, network, *self.ifindex.get(&e.id)?))
+                Some((e, network, *self.ifindex.get(&e.id)?))
             })
+            .collect();
+        let endpoints: Vec<_> = realized
+            .iter()
+            .map(|&(e, network, ifindex)| endpoint_info(e, network, ifindex))
+            .collect();
+        let published: Vec<_> = realized
+            .iter()
+            .flat_map(|&(e, network, ifindex)| published_entries(e, network, ifindex))
             .collect();
         self.dataplane.sync(&networks, &endpoints)?;
-        let published: Vec<_> = self
-            .state
-            .endpoints
-            .values()
-            .filter_map(|e| {
-                let network = self.state.networks.get(&e.network_id)?;
-                Some(published_entries(e, network, *self.ifindex.get(&e.id)?))
-            })
-            .flatten()
-            .collect();
         self.dataplane.sync_published(&published)?;
         let wanted: BTreeSet<&str> = self
             .state

@@ -107,21 +107,7 @@ impl Topology for NetdC2c {
 impl Drop for NetdC2c {
     /// Removes through the daemon first (so it can clean its maps); the guards catch the rest.
     fn drop(&mut self) {
-        if self.daemon.is_running() {
-            let names: Vec<String> = self
-                .sandboxes
-                .iter()
-                .map(|s| s.name().to_string())
-                .collect();
-            for name in &names {
-                if let Err(error) = self.daemon.cli(&["sandbox", "rm", name]) {
-                    eprintln!("cleanup: {error:#}");
-                }
-            }
-            if let Err(error) = self.daemon.cli(&["network", "rm", &self.network]) {
-                eprintln!("cleanup: {error:#}");
-            }
-        }
+        self.daemon.remove_all(&self.sandboxes, &[&self.network]);
         // Leftover namespaces go now; then the fields drop in order: the daemon stops (its pins
         // are removed), then its namespace is deleted.
         self.sandboxes.clear();

@@ -141,21 +141,7 @@ impl NetdEdge {
 impl Drop for NetdEdge {
     /// Removes through the daemon first (so it can clean its maps); the guards catch the rest.
     fn drop(&mut self) {
-        if self.daemon.is_running() {
-            let names: Vec<String> = self
-                .sandboxes
-                .iter()
-                .map(|s| s.name().to_string())
-                .collect();
-            for name in &names {
-                if let Err(error) = self.daemon.cli(&["sandbox", "rm", name]) {
-                    eprintln!("cleanup: {error:#}");
-                }
-            }
-            if let Err(error) = self.daemon.cli(&["network", "rm", &self.network]) {
-                eprintln!("cleanup: {error:#}");
-            }
-        }
+        self.daemon.remove_all(&self.sandboxes, &[&self.network]);
         // Leftover sandboxes go now; then the daemon stops (its pins go), then the cgroup and
         // the namespaces.
         self.sandboxes.clear();
