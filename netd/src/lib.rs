@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod cli;
+pub mod cni;
 pub mod crashpoint;
 pub mod daemon;
 pub mod dataplane;
+pub mod docker;
 pub mod ipam;
 pub mod model;
 pub mod netlink;

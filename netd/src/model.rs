@@ -57,6 +57,9 @@ pub struct Network {
     pub options: BTreeMap<String, String>,
     /// bridge, host and none: created at first start, never removed.
     pub predefined: bool,
+    /// Created through Docker's plugin protocol: Docker owns its life cycle.
+    #[serde(default)]
+    pub docker: bool,
 }
 
 /// An endpoint is written `Pending` before the kernel is touched and `Active` once the
@@ -83,6 +86,21 @@ pub struct Endpoint {
     /// Published ports (`-p`); absent in records of older builds.
     #[serde(default)]
     pub ports: Vec<crate::ports::PortMapping>,
+    /// The CNI container ID that made this attachment (with `sandbox_ifname`, its CNI key).
+    #[serde(default)]
+    pub container_id: Option<String>,
+}
+
+/// An address pool handed to Docker by netd's IPAM driver, with the addresses it gave out.
+/// Docker asks for a pool before the network exists, so pools live on their own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPool {
+    /// The pool's id as Docker knows it: the subnet, e.g. `10.1.0.0/24`.
+    pub id: String,
+    pub subnet: Ipv4Net,
+    /// `--ip-range`: dynamic addresses come only from here.
+    pub ip_range: Option<Ipv4Net>,
+    pub allocated: std::collections::BTreeSet<Ipv4Addr>,
 }
 
 /// A network namespace that endpoints attach to.
@@ -99,6 +117,11 @@ pub struct Sandbox {
     /// Created on the `host` or `none` network: it can join no other.
     #[serde(default)]
     pub mode: Option<Driver>,
+    /// A Docker sandbox: Docker binds the netns to the path only when the container starts,
+    /// after Join, so the path's identity is never checked. Docker's Leave ends it, or the
+    /// endpoint's veth vanishing with the netns.
+    #[serde(default)]
+    pub docker: bool,
 }
 
 /// Docker's MAC scheme for endpoints: 02:42 followed by the IPv4 address.

@@ -8,11 +8,12 @@ use anyhow::Context as _;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::model::{Endpoint, Network, Sandbox};
+use crate::model::{AddressPool, Endpoint, Network, Sandbox};
 
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("endpoints");
 const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("sandboxes");
+const ADDRESS_POOLS: TableDefinition<&str, &[u8]> = TableDefinition::new("address_pools");
 
 /// Everything the store holds, keyed by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct State {
     pub networks: BTreeMap<String, Network>,
     pub endpoints: BTreeMap<String, Endpoint>,
     pub sandboxes: BTreeMap<String, Sandbox>,
+    /// Pools of netd's Docker IPAM driver.
+    pub address_pools: BTreeMap<String, AddressPool>,
 }
 
 pub struct Store {
@@ -34,6 +37,8 @@ pub enum Change<'a> {
     DeleteEndpoint(&'a str),
     PutSandbox(&'a Sandbox),
     DeleteSandbox(&'a str),
+    PutAddressPool(&'a AddressPool),
+    DeleteAddressPool(&'a str),
 }
 
 impl Store {
@@ -47,6 +52,7 @@ impl Store {
         txn.open_table(NETWORKS)?;
         txn.open_table(ENDPOINTS)?;
         txn.open_table(SANDBOXES)?;
+        txn.open_table(ADDRESS_POOLS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -57,6 +63,7 @@ impl Store {
             networks: read_table(&txn.open_table(NETWORKS)?)?,
             endpoints: read_table(&txn.open_table(ENDPOINTS)?)?,
             sandboxes: read_table(&txn.open_table(SANDBOXES)?)?,
+            address_pools: read_table(&txn.open_table(ADDRESS_POOLS)?)?,
         })
     }
 
@@ -78,6 +85,7 @@ impl Store {
             let mut networks = txn.open_table(NETWORKS)?;
             let mut endpoints = txn.open_table(ENDPOINTS)?;
             let mut sandboxes = txn.open_table(SANDBOXES)?;
+            let mut pools = txn.open_table(ADDRESS_POOLS)?;
             for change in changes {
                 match change {
                     Change::PutNetwork(n) => {
@@ -97,6 +105,12 @@ impl Store {
                     }
                     Change::DeleteSandbox(id) => {
                         sandboxes.remove(*id)?;
+                    }
+                    Change::PutAddressPool(p) => {
+                        pools.insert(p.id.as_str(), serde_json::to_vec(p)?.as_slice())?;
+                    }
+                    Change::DeleteAddressPool(id) => {
+                        pools.remove(*id)?;
                     }
                 }
             }
@@ -138,6 +152,7 @@ mod tests {
             mtu: 1500,
             options: Default::default(),
             predefined: true,
+            docker: false,
         }
     }
 
@@ -152,6 +167,7 @@ mod tests {
             identity: (1, 2),
             owned: true,
             mode: None,
+            docker: false,
         };
         {
             let store = Store::open(dir.path()).unwrap();

@@ -17,7 +17,9 @@ const BPF_TARGET: &str = "bpfel-unknown-none";
 pub fn run() -> Result<()> {
     let started = Instant::now();
     install::run()?;
-    let netd_bin = workspace::metadata()?.release_bin("netd");
+    let metadata = workspace::metadata()?;
+    let netd_bin = metadata.release_bin("netd");
+    let cni_bin = metadata.release_bin("netd-cni");
 
     let steps: Vec<(&str, Command)> = vec![
         ("rustfmt", workspace::cargo(["fmt", "--all", "--check"])),
@@ -39,6 +41,8 @@ pub fn run() -> Result<()> {
             "release build of netd",
             workspace::cargo(["build", "--release", "-p", "netd"]),
         ),
+        // Runtimes find a CNI plugin by its `type` in their plugin directories.
+        ("install of the CNI plugin", install_cni_plugin(&cni_bin)),
         ("tests", {
             let mut test = workspace::cargo([
                 "test",
@@ -103,6 +107,24 @@ fn ebpf_clippy() -> Command {
         "warnings",
     ])
 }
+
+/// `netd-cni` as `netd` (its CNI type) and under its own name, in the directories libcni
+/// runtimes search: /opt/cni/bin (containerd, CRI-O) and /usr/lib/cni (Debian's podman).
+fn install_cni_plugin(built: &std::path::Path) -> Command {
+    let mut script = String::from("set -e\n");
+    for target in CNI_PLUGIN_PATHS {
+        script.push_str(&format!("install -D -m 0755 \"$1\" {target}\n"));
+    }
+    let mut command = Command::new("sh");
+    command.args(["-c", &script, "sh"]).arg(built);
+    command
+}
+
+const CNI_PLUGIN_PATHS: [&str; 3] = [
+    "/opt/cni/bin/netd",
+    "/opt/cni/bin/netd-cni",
+    "/usr/lib/cni/netd",
+];
 
 fn minutes_seconds(elapsed: Duration) -> String {
     let seconds = elapsed.as_secs();

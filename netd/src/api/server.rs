@@ -79,6 +79,8 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route("/networks/{name}/connect", post(connect))
         .route("/networks/{name}/disconnect", post(disconnect))
+        .route("/networks/{name}/gc", post(gc))
+        .route("/networks/{name}/check", post(check))
         .route("/sandboxes", get(list_sandboxes).post(create_sandbox))
         .route("/sandboxes/{name}", axum::routing::delete(remove_sandbox))
         .route("/stats", get(stats))
@@ -140,8 +142,29 @@ async fn disconnect(
     Path(name): Path<String>,
     req: Result<Json<DisconnectRequest>, JsonRejection>,
 ) -> Reply<StatusCode> {
-    let netns = body(req)?.netns;
-    run_to_completion(async move { svc.disconnect(&name, &netns).await }).await?;
+    let req = body(req)?;
+    run_to_completion(async move { svc.disconnect(&name, req).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn gc(
+    State(svc): Svc,
+    Path(name): Path<String>,
+    req: Result<Json<GcRequest>, JsonRejection>,
+) -> Reply<Json<GcReport>> {
+    let req = body(req)?;
+    Ok(Json(
+        run_to_completion(async move { svc.gc(&name, &req.valid_attachments).await }).await?,
+    ))
+}
+
+async fn check(
+    State(svc): Svc,
+    Path(name): Path<String>,
+    req: Result<Json<Attachment>, JsonRejection>,
+) -> Reply<StatusCode> {
+    let req = body(req)?;
+    svc.check(&name, &req).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -80,6 +80,13 @@ pub struct ContainerAttachment {
     pub interface: String,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The CNI container ID of the attachment, if CNI made it.
+    #[serde(
+        default,
+        rename = "ContainerID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub container_id: Option<String>,
 }
 
 /// `GET /v1/networks/{name}` and each element of `GET /v1/networks`.
@@ -118,6 +125,16 @@ pub struct ConnectRequest {
     /// `-p` specs in Docker's syntax, e.g. `127.0.0.1:8080:80/tcp`.
     #[serde(default)]
     pub ports: Vec<String>,
+    /// Name of the interface inside the sandbox (default: the lowest free `ethN`).
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// MAC of the sandbox's interface (default: 02:42 and the IPv4 address, as Docker).
+    #[serde(default)]
+    pub mac_address: Option<String>,
+    /// The CNI container ID making this attachment; with `interface` it names it for
+    /// DEL, CHECK and GC.
+    #[serde(default, rename = "ContainerID")]
+    pub container_id: Option<String>,
 }
 
 /// Reply to connect.
@@ -133,13 +150,54 @@ pub struct Connected {
     /// The published ports, as `docker port` prints them.
     #[serde(default)]
     pub ports: Vec<String>,
+    /// The sandbox's default gateway.
+    #[serde(default)]
+    pub gateway: String,
+    /// The host side of the veth pair, and its MAC.
+    #[serde(default)]
+    pub host_interface: String,
+    #[serde(default)]
+    pub host_mac_address: String,
+    /// The sandbox's netns file.
+    #[serde(default)]
+    pub sandbox: String,
 }
 
 /// `POST /v1/networks/{name}/disconnect`
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DisconnectRequest {
+    /// The sandbox, as given to connect; or empty with `container_id`.
+    #[serde(default)]
     pub netns: String,
+    /// Selects a CNI attachment (with `interface`) instead of a netns.
+    #[serde(default, rename = "ContainerID")]
+    pub container_id: Option<String>,
+    #[serde(default)]
+    pub interface: Option<String>,
+}
+
+/// A CNI attachment: the container ID and the interface name inside the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Attachment {
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    pub interface: String,
+}
+
+/// `POST /v1/networks/{name}/gc`: every CNI attachment of the network not listed goes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct GcRequest {
+    pub valid_attachments: Vec<Attachment>,
+}
+
+/// Reply to gc: the attachments removed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GcReport {
+    pub removed: Vec<Attachment>,
 }
 
 /// Reply to `POST /v1/networks/prune`.

@@ -91,7 +91,10 @@ impl Client {
         if status.is_success() {
             Ok(reply)
         } else {
-            Err(CliError::Daemon(error_message(status, &reply)))
+            Err(CliError::Daemon {
+                status: status.as_u16(),
+                message: error_message(status, &reply),
+            })
         }
     }
 
@@ -202,6 +205,14 @@ pub mod route {
 
     pub fn network_disconnect(name: &str) -> String {
         format!("{}/disconnect", network(name))
+    }
+
+    pub fn network_gc(name: &str) -> String {
+        format!("{}/gc", network(name))
+    }
+
+    pub fn network_check(name: &str) -> String {
+        format!("{}/check", network(name))
     }
 
     pub fn sandboxes() -> String {

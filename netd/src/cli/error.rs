@@ -6,8 +6,8 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// The daemon answered with an error status; the text is its `ErrorReply` message.
-    #[error("Error response from daemon: {0}")]
-    Daemon(String),
+    #[error("Error response from daemon: {message}")]
+    Daemon { status: u16, message: String },
     /// The socket could not be connected to.
     #[error(
         "Error: cannot connect to the netd daemon at {socket}: {reason}. Is the daemon running?"

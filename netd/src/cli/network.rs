@@ -215,6 +215,7 @@ async fn connect(client: &Client, args: &ConnectArgs) -> Result<(), CliError> {
         ipv4_address: args.ip.as_deref().map(|s| parse::ip("ip", s)).transpose()?,
         aliases: args.aliases.clone(),
         ports: args.publish.clone(),
+        ..Default::default()
     };
     client
         .post_discard(&route::network_connect(&args.network), &request)
@@ -224,6 +225,7 @@ async fn connect(client: &Client, args: &ConnectArgs) -> Result<(), CliError> {
 async fn disconnect(client: &Client, args: &DisconnectArgs) -> Result<(), CliError> {
     let request = DisconnectRequest {
         netns: netns_arg(&args.netns)?,
+        ..Default::default()
     };
     client
         .post_discard(&route::network_disconnect(&args.network), &request)

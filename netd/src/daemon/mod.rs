@@ -44,6 +44,21 @@ pub struct DaemonArgs {
     /// /sys/fs/cgroup or, on hybrid hosts, /sys/fs/cgroup/unified.
     #[arg(long)]
     pub cgroup: Option<PathBuf>,
+    /// Unix socket of the Docker network and IPAM plugin; Docker names the driver after
+    /// the file (`netd.sock`: `docker network create -d netd`). `none` turns it off.
+    #[arg(long, default_value = "/run/docker/plugins/netd.sock")]
+    pub docker_plugin_socket: PathBuf,
+    /// Docker's API, asked for the names of the networks Docker creates through the plugin.
+    #[arg(long, default_value = "unix:///var/run/docker.sock", value_parser = unix_url)]
+    pub docker_host: PathBuf,
+}
+
+/// `unix:///path` as a path: the only kind of Docker host netd talks to.
+fn unix_url(url: &str) -> Result<PathBuf, String> {
+    url.strip_prefix("unix://")
+        .filter(|path| path.starts_with('/'))
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("expected unix:///PATH, got {url:?}"))
 }
 
 /// How often to look for endpoints whose sandbox disappeared, expire idle flows and
@@ -72,6 +87,10 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     };
     let service = Service::start(store, netlink, dataplane, &settings).await?;
     let listener = bind(&args.socket)?;
+    let plugin = match args.docker_plugin_socket.as_os_str() == "none" {
+        true => None,
+        false => Some(bind(&args.docker_plugin_socket)?),
+    };
     tracing::info!(socket = %args.socket.display(), "netd daemon ready");
 
     let reaper = {
@@ -90,11 +109,20 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
             }
         })
     };
+    let docker_plugin = plugin.map(|listener| {
+        let router = crate::docker::router(service.clone(), Some(args.docker_host.clone()));
+        tracing::info!(socket = %args.docker_plugin_socket.display(), "Docker plugin ready");
+        tokio::spawn(async move { axum::serve(listener, router).await })
+    });
     axum::serve(listener, crate::api::server::router(service))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("API server failed")?;
     reaper.abort();
+    if let Some(server) = docker_plugin {
+        server.abort();
+        let _ = std::fs::remove_file(&args.docker_plugin_socket);
+    }
     let _ = std::fs::remove_file(&args.socket);
     tracing::info!("netd daemon stopped; the dataplane keeps forwarding");
     Ok(())

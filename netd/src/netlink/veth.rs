@@ -50,8 +50,10 @@ impl Netlink {
         let (sandbox_ifname, echoed, has_default) = loop {
             let name = sandbox.pick_name(link.sandbox_ifname).await?;
             rollback.arm(); // from the moment the request may reach the kernel
-            let (created, has_default) =
-                futures::join!(self.add_veth(link, &name, &ns), sandbox.has_default_route());
+            let (created, has_default) = futures::join!(
+                self.add_veth(link, &name, Some(&ns)),
+                sandbox.has_default_route()
+            );
             match created {
                 Ok(Pair::Created(echoed)) => break (name, echoed, has_default),
                 // A concurrent connect of the same sandbox took the name: pick again.
@@ -112,19 +114,56 @@ impl Netlink {
         })
     }
 
-    /// Creates the pair (both ends down, the peer inside the sandbox). An error means nothing
-    /// was created.
+    /// Creates a veth pair whose peer stays in the daemon's namespace, named `peer_ifname`,
+    /// for a runtime that moves it into the sandbox itself (Docker's Join). The host side is
+    /// made as by [`Netlink::create_endpoint`]; the runtime addresses the peer. Returns the
+    /// host end's ifindex. On failure it removes what it made.
+    pub async fn create_unplugged_endpoint(
+        &self,
+        link: &EndpointLink<'_>,
+        peer_ifname: &str,
+        before_up: impl FnOnce(u32) -> Result<()>,
+    ) -> Result<u32> {
+        let mut rollback = Rollback::new(&self.handle, link.host_ifname);
+        rollback.arm();
+        let made = async {
+            let echoed = match self.add_veth(link, peer_ifname, None).await? {
+                Pair::Created(echoed) => echoed,
+                Pair::SandboxNameTaken => bail!("interface {peer_ifname} already exists"),
+            };
+            let (host_index, _) = self.pair_indexes(link, echoed).await?;
+            disable_ipv6(link.host_ifname)?;
+            before_up(host_index)?;
+            self.route_to(link, host_index).await?;
+            Ok(host_index)
+        };
+        match made.await {
+            Ok(index) => {
+                rollback.disarm();
+                Ok(index)
+            }
+            Err(e) => {
+                rollback.run().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the pair (both ends down, the peer inside the sandbox, or beside the host end
+    /// when `ns` is `None`). An error means nothing was created.
     async fn add_veth(
         &self,
         link: &EndpointLink<'_>,
         sandbox_ifname: &str,
-        ns: &std::fs::File,
+        ns: Option<&std::fs::File>,
     ) -> Result<Pair> {
-        let peer = LinkUnspec::new_with_name(sandbox_ifname)
+        let mut peer = LinkUnspec::new_with_name(sandbox_ifname)
             .address(link.mac.to_vec())
-            .mtu(link.mtu)
-            .setns_by_fd(ns.as_raw_fd())
-            .build();
+            .mtu(link.mtu);
+        if let Some(ns) = ns {
+            peer = peer.setns_by_fd(ns.as_raw_fd());
+        }
+        let peer = peer.build();
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(link.host_ifname)
             .address(link.gateway_mac.to_vec())

@@ -1,4 +1,5 @@
 //! Connecting sandboxes to networks, and disconnecting them.
+use std::collections::HashMap;
 use std::path::Path;
 
 use netd_common::EndpointInfo;
@@ -6,8 +7,9 @@ use netd_common::EndpointInfo;
 use super::networks::check_name;
 use super::ports::published_entries;
 use super::{Error, Inner, Result, Service};
-use crate::api::types::{ConnectRequest, Connected};
+use crate::api::types::{ConnectRequest, Connected, DisconnectRequest};
 use crate::crashpoint;
+use crate::dataplane::Dataplane;
 use crate::ipam;
 use crate::model::{
     endpoint_mac, format_mac, gateway_mac, host_ifname, new_id, Driver, Endpoint, EndpointState,
@@ -21,24 +23,37 @@ impl Service {
         self.inner.lock().await.connect(network, req).await
     }
 
-    pub async fn disconnect(&self, network: &str, netns_arg: &str) -> Result<()> {
+    pub async fn disconnect(&self, network: &str, req: DisconnectRequest) -> Result<()> {
         let mut inner = self.inner.lock().await;
         let network = inner.network(network)?.clone();
-        let path = resolve_netns(netns_arg)?;
-        let endpoint = inner
-            .sandbox_at(&path)
-            .and_then(|s| {
+        let endpoint = match (&req.container_id, req.netns.is_empty()) {
+            (Some(container_id), _) => inner
+                .attachment(&network, container_id, req.interface.as_deref())
+                .cloned(),
+            (None, false) => {
+                let path = resolve_netns(&req.netns)?;
                 inner
-                    .endpoints_of(&network.id)
-                    .find(|e| e.sandbox_id == s.id)
-            })
-            .cloned()
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "sandbox {netns_arg} is not connected to network {}",
-                    network.name
+                    .sandbox_at(&path)
+                    .and_then(|s| {
+                        inner
+                            .endpoints_of(&network.id)
+                            .find(|e| e.sandbox_id == s.id)
+                    })
+                    .cloned()
+            }
+            (None, true) => {
+                return Err(Error::Invalid(
+                    "disconnect needs a netns or a container ID".into(),
                 ))
-            })?;
+            }
+        };
+        let endpoint = endpoint.ok_or_else(|| {
+            let what = req.container_id.as_deref().unwrap_or(&req.netns);
+            Error::NotFound(format!(
+                "{what} is not connected to network {}",
+                network.name
+            ))
+        })?;
         inner.remove_endpoint(&endpoint).await
     }
 }
@@ -50,11 +65,11 @@ pub(super) fn resolve_netns(arg: &str) -> Result<std::path::PathBuf> {
 impl Inner {
     /// The sandbox recorded for this netns file, if the namespace there is still the same one.
     pub(super) fn sandbox_at(&self, path: &Path) -> Option<&Sandbox> {
-        let identity = netns::identity(path).ok()?;
+        let identity = netns::identity(path).ok();
         self.state
             .sandboxes
             .values()
-            .find(|s| s.path == path && s.identity == identity)
+            .find(|s| s.path == path && (s.docker || Some(s.identity) == identity))
     }
 
     async fn connect(&mut self, network: &str, req: ConnectRequest) -> Result<Connected> {
@@ -69,6 +84,10 @@ impl Inner {
         for alias in &req.aliases {
             check_name("alias", alias)?;
         }
+        if let Some(name) = &req.interface {
+            check_ifname(name)?;
+        }
+        let mac = req.mac_address.as_deref().map(parse_mac).transpose()?;
         // Malformed -p specs are refused before anything else is looked at.
         for spec in &req.ports {
             crate::ports::PortSpec::parse(spec).map_err(Error::Invalid)?;
@@ -85,6 +104,7 @@ impl Inner {
                     path,
                     owned: false,
                     mode: None,
+                    docker: false,
                 },
                 true,
             ),
@@ -129,11 +149,12 @@ impl Inner {
             network_id: network.id.clone(),
             sandbox_id: sandbox.id.clone(),
             ip,
-            mac: endpoint_mac(ip),
-            sandbox_ifname: None,
+            mac: mac.unwrap_or_else(|| endpoint_mac(ip)),
+            sandbox_ifname: req.interface,
             aliases: req.aliases,
             state: EndpointState::Pending,
             ports,
+            container_id: req.container_id,
         };
 
         // Intent first: if we crash from here on, restart finds a Pending endpoint (or, if
@@ -171,11 +192,15 @@ impl Inner {
             .insert(endpoint.id.clone(), endpoint.clone());
         tracing::info!(network = network.name, sandbox = sandbox.name, %ip, "connected");
         Ok(Connected {
-            endpoint_id: endpoint.id,
             interface: endpoint.sandbox_ifname.unwrap_or_default(),
             ipv4_address: format!("{ip}/{}", pool.subnet.prefix_len()),
             mac_address: format_mac(endpoint.mac),
             ports: endpoint.ports.iter().map(ToString::to_string).collect(),
+            gateway: pool.gateway.to_string(),
+            host_mac_address: format_mac(gateway_mac(pool.gateway)),
+            host_interface: endpoint.host_ifname,
+            sandbox: sandbox.path.display().to_string(),
+            endpoint_id: endpoint.id,
         })
     }
 
@@ -187,17 +212,16 @@ impl Inner {
         sandbox: &Sandbox,
     ) -> anyhow::Result<()> {
         let link = endpoint_link(endpoint, network, sandbox)?;
-        let (dataplane, ifindexes) = (&mut self.dataplane, &mut self.ifindex);
         let created = self
             .netlink
             .create_endpoint(&link, |host_ifindex| {
-                // Map entry and tc program before the link goes up: the sandbox's first
-                // packet is already filtered. The ifindex is recorded first, so a failed
-                // connect's teardown finds the entry.
-                ifindexes.insert(endpoint.id.clone(), host_ifindex);
-                dataplane.put_endpoint(&endpoint_info(endpoint, network, host_ifindex))?;
-                dataplane.publish(&published_entries(endpoint, network, host_ifindex))?;
-                dataplane.attach(&endpoint.host_ifname)
+                plug(
+                    &mut self.dataplane,
+                    &mut self.ifindex,
+                    endpoint,
+                    network,
+                    host_ifindex,
+                )
             })
             .await?;
         crashpoint::hit("connect:after-veth");
@@ -288,6 +312,62 @@ impl Inner {
             );
         }
     }
+}
+
+/// Puts the endpoint in the dataplane: map entries, published ports and the tc program.
+/// Runs before the link goes up, so the sandbox's first packet is already filtered. The
+/// ifindex is recorded first, so a failed connect's teardown finds the entry.
+pub(super) fn plug(
+    dataplane: &mut Dataplane,
+    ifindexes: &mut HashMap<String, u32>,
+    endpoint: &Endpoint,
+    network: &Network,
+    host_ifindex: u32,
+) -> anyhow::Result<()> {
+    ifindexes.insert(endpoint.id.clone(), host_ifindex);
+    dataplane.put_endpoint(&endpoint_info(endpoint, network, host_ifindex))?;
+    dataplane.publish(&published_entries(endpoint, network, host_ifindex))?;
+    dataplane.attach(&endpoint.host_ifname)
+}
+
+/// Linux's rule for interface names: 1-15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
+fn check_ifname(name: &str) -> Result<()> {
+    let valid = (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid interface name {name:?}: use 1-15 characters without '/', ':' or spaces"
+        )))
+    }
+}
+
+/// A unicast MAC such as `02:42:0a:00:00:05`.
+pub(super) fn parse_mac(text: &str) -> Result<[u8; 6]> {
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid MAC address {text:?}: expected six hex bytes such as 02:42:0a:00:00:05, unicast and not all zero"
+        ))
+    };
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| {
+            (b.len() == 2)
+                .then(|| u8::from_str_radix(b, 16).ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    let mac: [u8; 6] = bytes.try_into().map_err(|_| bad())?;
+    if mac[0] & 1 == 1 || mac == [0; 6] {
+        return Err(bad());
+    }
+    Ok(mac)
 }
 
 /// What the kernel needs to build the endpoint's veth pair.

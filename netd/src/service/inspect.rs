@@ -97,6 +97,7 @@ impl Inner {
                         ipv6_address: String::new(),
                         interface: String::new(),
                         aliases: Vec::new(),
+                        container_id: None,
                     },
                 )
             });
@@ -114,6 +115,7 @@ impl Inner {
                         ipv6_address: String::new(),
                         interface: e.sandbox_ifname.clone().unwrap_or_default(),
                         aliases: e.aliases.clone(),
+                        container_id: e.container_id.clone(),
                     },
                 ))
             })

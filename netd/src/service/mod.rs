@@ -1,6 +1,10 @@
-//! The model's operations. Every front door (API, and later the Docker plugin and CNI)
-//! calls these. Each operation commits the desired state to the store first and then makes
+//! The model's operations. Every front door (the API, which the CLI and the CNI plugin use,
+//! and the Docker plugin) calls these. Each operation commits the desired state to the
+//! store first and then makes
 //! the kernel match; `reconcile` repairs whatever a crash left between the two.
+mod address_pools;
+mod attachments;
+mod docker;
 mod endpoints;
 mod inspect;
 mod networks;
@@ -19,6 +23,9 @@ use crate::dataplane::{Dataplane, NetworkEntry};
 use crate::model::{Driver, Endpoint, Network};
 use crate::netlink::Netlink;
 use crate::store::{State, Store};
+
+pub use docker::{DockerNetwork, Joined};
+pub use networks::{OPT_ICC, OPT_MASQUERADE, OPT_MTU};
 
 /// How an operation failed; the API maps each kind to an HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +57,8 @@ struct Inner {
     dataplane: Dataplane,
     /// Host-side ifindex of each endpoint; kernel facts, rebuilt by reconcile.
     ifindex: HashMap<String, u32>,
+    /// Docker endpoints between CreateEndpoint and Join (or Leave and DeleteEndpoint).
+    reservations: HashMap<String, docker::Reservation>,
 }
 
 /// Options of the daemon that shape the predefined networks.
@@ -74,6 +83,7 @@ impl Service {
             netlink,
             dataplane,
             ifindex: HashMap::new(),
+            reservations: HashMap::new(),
         };
         inner.reconcile(settings).await?;
         Ok(Arc::new(Self {
@@ -107,8 +117,33 @@ impl Inner {
             .filter(move |e| e.network_id == network_id)
     }
 
+    /// Addresses of the network's endpoints, realized or reserved by Docker.
+    fn endpoint_ips(&self, network_id: &str) -> BTreeSet<Ipv4Addr> {
+        let reserved = self
+            .reservations
+            .values()
+            .filter(|r| r.network_id == network_id)
+            .map(|r| r.ip);
+        self.endpoints_of(network_id)
+            .map(|e| e.ip)
+            .chain(reserved)
+            .collect()
+    }
+
+    /// Addresses a new endpoint of the network may not take: the endpoints' and those
+    /// netd's IPAM driver gave Docker from the network's subnet.
     fn used_ips(&self, network_id: &str) -> BTreeSet<Ipv4Addr> {
-        self.endpoints_of(network_id).map(|e| e.ip).collect()
+        let mut used = self.endpoint_ips(network_id);
+        let pool = self
+            .state
+            .networks
+            .get(network_id)
+            .and_then(|n| n.ipam.as_ref())
+            .and_then(|p| self.state.address_pools.get(&p.subnet.to_string()));
+        if let Some(pool) = pool {
+            used.extend(&pool.allocated);
+        }
+        used
     }
 
     /// Subnets of netd's own networks.

@@ -11,19 +11,29 @@ use crate::model::{new_id, Driver, Network};
 use crate::store::Change;
 
 /// The `-o` keys netd understands, as Docker's bridge driver names them.
-const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
-const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
-const OPT_MTU: &str = "com.docker.network.driver.mtu";
+pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 const DEFAULT_MTU: u32 = 1500;
 
 impl Service {
     pub async fn create_network(&self, req: NetworkCreate) -> Result<Network> {
-        self.inner.lock().await.create_network(req, false).await
+        self.inner
+            .lock()
+            .await
+            .create_network(req, Origin::User)
+            .await
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<()> {
         let mut inner = self.inner.lock().await;
         let network = inner.network(name)?.clone();
+        if network.docker {
+            return Err(Error::Conflict(format!(
+                "network {} belongs to Docker: remove it with `docker network rm`",
+                network.name
+            )));
+        }
         inner.remove_network(&network).await
     }
 
@@ -34,7 +44,7 @@ impl Service {
             .state
             .networks
             .values()
-            .filter(|n| !n.predefined && inner.endpoints_of(&n.id).next().is_none())
+            .filter(|n| !n.predefined && !n.docker && inner.endpoints_of(&n.id).next().is_none())
             .cloned()
             .collect();
         let mut report = PruneReport::default();
@@ -123,13 +133,23 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
+/// Who creates a network.
+pub(super) enum Origin {
+    /// A user of the API.
+    User,
+    /// The daemon, at first start: bridge, host and none.
+    Predefined,
+    /// Docker, through the plugin protocol, under Docker's network id.
+    Docker { id: String },
+}
+
 impl Inner {
-    /// `predefined` creates one of the networks every daemon has (bridge, host, none).
     pub(super) async fn create_network(
         &mut self,
         req: NetworkCreate,
-        predefined: bool,
+        origin: Origin,
     ) -> Result<Network> {
+        let predefined = matches!(origin, Origin::Predefined);
         check_name("network", &req.name)?;
         if self.state.networks.values().any(|n| n.name == req.name) {
             return Err(Error::Conflict(format!(
@@ -166,14 +186,24 @@ impl Inner {
                 ip_range: req.ip_range,
                 aux_addresses: req.aux_addresses.clone(),
             };
-            let pool = ipam::plan_pool(&pool_req, &self.subnets(), &host_prefixes)
-                .map_err(Error::Invalid)?;
+            // A pool netd's IPAM driver gave Docker is taken, except for Docker's network on it.
+            let mut taken = self.subnets();
+            if !matches!(origin, Origin::Docker { .. }) {
+                taken.extend(self.state.address_pools.values().map(|p| p.subnet));
+            }
+            let pool =
+                ipam::plan_pool(&pool_req, &taken, &host_prefixes).map_err(Error::Invalid)?;
             (Some(pool), self.free_net_id()?)
         } else {
             (None, 0)
         };
+        let (id, docker) = match origin {
+            Origin::Docker { id } => (id, true),
+            _ => (new_id(), false),
+        };
         let network = Network {
-            id: new_id(),
+            id,
+            docker,
             name: req.name,
             driver,
             net_id,
@@ -232,7 +262,7 @@ impl Inner {
         Ok(())
     }
 
-    async fn remove_network(&mut self, network: &Network) -> Result<()> {
+    pub(super) async fn remove_network(&mut self, network: &Network) -> Result<()> {
         if network.predefined {
             return Err(Error::Invalid(format!(
                 "{} is a pre-defined network and cannot be removed",
@@ -273,7 +303,7 @@ impl Inner {
                 options: BTreeMap::new(),
                 ..Default::default()
             };
-            self.create_network(req, true)
+            self.create_network(req, Origin::Predefined)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create predefined network {name}: {e}"))?;
         }

@@ -71,7 +71,7 @@ impl Inner {
             .state
             .sandboxes
             .values()
-            .filter(|s| self.sandbox_at(&s.path).is_none())
+            .filter(|s| !s.docker && self.sandbox_at(&s.path).is_none())
             .cloned()
             .collect();
         for sandbox in vanished {

@@ -45,6 +45,7 @@ impl Service {
             identity: UNKNOWN_IDENTITY,
             owned: true,
             mode,
+            docker: false,
         };
         inner.store.commit(&[Change::PutSandbox(&sandbox)])?;
         let created = match mode {
