@@ -121,11 +121,15 @@ pub fn router(service: Arc<Service>, docker_socket: Option<PathBuf>) -> Router {
         )
         .merge(network_driver::routes())
         .merge(ipam_driver::routes())
-        .fallback(|| async {
+        .fallback(|uri: axum::http::Uri| async move {
+            let api = match uri.path().starts_with("/IpamDriver.") {
+                true => Api::Ipam,
+                false => Api::NetworkDriver,
+            };
             PluginError {
-                api: Api::NetworkDriver,
+                api,
                 status: StatusCode::NOT_FOUND,
-                message: "no such plugin method".into(),
+                message: format!("no such plugin method {}", uri.path()),
             }
         })
         .with_state(plugin)

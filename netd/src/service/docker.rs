@@ -168,6 +168,7 @@ impl Service {
             Some(text) => parse_mac(text)?,
             None => endpoint_mac(ip),
         };
+        inner.check_mac(&network, mac)?;
         inner.reservations.insert(
             endpoint_id.to_string(),
             Reservation {

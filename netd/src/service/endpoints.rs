@@ -141,6 +141,8 @@ impl Inner {
             }
             None => ipam::allocate(&pool, &used).map_err(Error::Conflict)?,
         };
+        let mac = mac.unwrap_or_else(|| endpoint_mac(ip));
+        self.check_mac(&network, mac)?;
         let ports = self.choose_ports(&req.ports, &network)?;
         let id = new_id();
         let mut endpoint = Endpoint {
@@ -149,7 +151,7 @@ impl Inner {
             network_id: network.id.clone(),
             sandbox_id: sandbox.id.clone(),
             ip,
-            mac: mac.unwrap_or_else(|| endpoint_mac(ip)),
+            mac,
             sandbox_ifname: req.interface,
             aliases: req.aliases,
             state: EndpointState::Pending,
@@ -202,6 +204,25 @@ impl Inner {
             sandbox: sandbox.path.display().to_string(),
             endpoint_id: endpoint.id,
         })
+    }
+
+    /// A MAC an endpoint of the network may take: not the gateway's, not another endpoint's.
+    pub(super) fn check_mac(&self, network: &Network, mac: [u8; 6]) -> Result<()> {
+        let gateway = network.ipam.as_ref().map(|p| gateway_mac(p.gateway));
+        let taken = Some(mac) == gateway
+            || self.endpoints_of(&network.id).any(|e| e.mac == mac)
+            || self
+                .reservations
+                .values()
+                .any(|r| r.network_id == network.id && r.mac == mac);
+        if taken {
+            return Err(Error::Conflict(format!(
+                "MAC address {} is already in use on network {}",
+                format_mac(mac),
+                network.name
+            )));
+        }
+        Ok(())
     }
 
     /// Makes the kernel hold the endpoint: veth pair, addresses, routes, map entries, tc link.
