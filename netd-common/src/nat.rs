@@ -24,6 +24,19 @@ pub struct FlowKey {
     pub _pad: [u8; 3],
 }
 
+/// One IPv4 datagram travelling in fragments, as its fragments' headers name it
+/// (RFC 791: source, destination, protocol and identification).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragmentKey {
+    pub src_ip: Ipv4Bytes,
+    pub dst_ip: Ipv4Bytes,
+    /// The IP identification field, as on the wire.
+    pub id: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
 impl FlowKey {
     /// The key the other direction's packets carry.
     pub const fn reversed(&self) -> Self {
@@ -218,6 +231,9 @@ pub const MAP_NAT_CONFIG: &str = "NAT_CONFIG";
 pub const MAP_SOCK_NAT: &str = "SOCK_NAT";
 /// Map: per-CPU u64 counters indexed by [`NatCounter`].
 pub const MAP_NAT_STATS: &str = "NAT_STATS";
+/// Map: [`FragmentKey`] -> the [`FlowKey`] of the datagram's first fragment, LRU. Written by
+/// the programs when they translate a first fragment.
+pub const MAP_FRAGMENTS: &str = "FRAGMENTS";
 
 /// Capacity of PUBLISHED (the bench publishes 100,000 ports).
 pub const MAX_PUBLISHED: u32 = 131_072;
@@ -225,6 +241,8 @@ pub const MAX_PUBLISHED: u32 = 131_072;
 pub const MAX_HOST_ADDRS: u32 = 1024;
 /// Capacity of SOCK_NAT.
 pub const MAX_SOCK_NAT: u32 = 65_536;
+/// Capacity of FRAGMENTS: datagrams whose later fragments may still come.
+pub const MAX_FRAGMENTED_DATAGRAMS: u32 = 8192;
 /// Default capacity of NAT.
 pub const DEFAULT_NAT_ENTRIES: u32 = 65_536;
 
@@ -240,6 +258,7 @@ mod pod {
     use super::*;
     // SAFETY: plain old data, repr(C), no padding (asserted below).
     unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FragmentKey {}
     unsafe impl aya::Pod for NatEntry {}
     unsafe impl aya::Pod for PublishKey {}
     unsafe impl aya::Pod for PublishTarget {}
@@ -252,6 +271,7 @@ mod pod {
 const _: () = {
     use core::mem::size_of;
     assert!(size_of::<FlowKey>() == 16);
+    assert!(size_of::<FragmentKey>() == 12);
     assert!(size_of::<NatEntry>() == 40);
     assert!(size_of::<PublishKey>() == 8);
     assert!(size_of::<PublishTarget>() == 32);

@@ -1,14 +1,19 @@
 //! The L4 tuple of an IPv4 packet: what the NAT table is keyed by. Only option-less
-//! headers of unfragmented packets have one here; the rest is never translated.
+//! headers have one here. A datagram in fragments has its tuple in the first fragment;
+//! the later ones find it in FRAGMENTS, where translating the first one put it.
 
 use aya_ebpf::programs::TcContext;
-use netd_common::{FlowKey, IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
+use netd_common::{FlowKey, FragmentKey, IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+
+use crate::maps::FRAGMENTS;
 
 /// Offset of the IPv4 header.
 pub const L3: usize = EthHdr::LEN;
 /// Offset of the L4 header: NAT handles 20-byte IPv4 headers only.
 pub const L4: usize = L3 + Ipv4Hdr::LEN;
+/// A port offset meaning "no port here" (no L4 field sits at offset 0).
+pub const NO_PORT: usize = 0;
 
 pub const ICMP_ECHO_REPLY: u8 = 0;
 pub const ICMP_DEST_UNREACH: u8 = 3;
@@ -20,25 +25,55 @@ pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;
 pub const TCP_ACK: u8 = 0x10;
 
+/// Where a packet stands in its datagram. (No payload in the variants: the verifier refuses
+/// copies of a partly written enum.)
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fragment {
+    /// Not fragmented.
+    Whole,
+    /// The first fragment: it has the L4 header, the rest of the datagram follows.
+    First,
+    /// A later fragment: no L4 header, only payload.
+    Later,
+}
+
 /// A packet's tuple and what else the NAT decisions need from its L4 header.
 pub struct Flow {
     pub key: FlowKey,
+    pub fragment: Fragment,
+    /// The datagram the packet belongs to, as its header names it.
+    pub datagram: FragmentKey,
     /// TCP flags (0 for other protocols).
     pub tcp_flags: u8,
-    /// Where the port fields live for a rewrite: (source, destination); `None` when that
-    /// side carries no port (ICMP echo has one identifier, on the side that chose it).
-    pub src_port_at: Option<usize>,
-    pub dst_port_at: Option<usize>,
+    /// Where the port fields live for a rewrite: (source, destination); [`NO_PORT`] when
+    /// that side carries no port (ICMP echo has one identifier, on the side that chose it;
+    /// a later fragment has none). Plain offsets, not `Option`s: the verifier refuses to
+    /// copy the undefined payload of a `None`.
+    pub src_port_at: usize,
+    pub dst_port_at: usize,
 }
 
 impl Flow {
-    /// Whether this packet may open a flow: any UDP/ICMP echo request, a TCP SYN without ACK.
+    /// Whether this packet may open a flow: any UDP/ICMP echo request, a TCP SYN without ACK;
+    /// never a later fragment (its datagram's first fragment decided).
     #[inline(always)]
     pub fn opens(&self) -> bool {
+        if self.fragment == Fragment::Later {
+            return false;
+        }
         match self.key.proto {
             IPPROTO_TCP => self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN,
-            IPPROTO_ICMP => self.dst_port_at.is_none(),
+            IPPROTO_ICMP => self.dst_port_at == NO_PORT,
             _ => true,
+        }
+    }
+
+    /// The protocol whose checksum the packet carries: none in a later fragment.
+    #[inline(always)]
+    pub fn checksummed_proto(&self) -> u8 {
+        match self.fragment {
+            Fragment::Later => 0,
+            _ => self.key.proto,
         }
     }
 
@@ -59,12 +94,41 @@ pub enum L4Kind {
     Other,
 }
 
+/// IPv4 flags and fragment offset (first byte): more fragments, and the offset's high bits.
+const MORE_FRAGMENTS: u8 = 0x20;
+const OFFSET_HIGH: u8 = 0x1f;
+
 #[inline(always)]
 pub fn classify(ctx: &TcContext, ip: &Ipv4Hdr) -> L4Kind {
-    // More-fragments flag or a fragment offset: no L4 header to key on.
-    if ip.vihl != 0x45 || (ip.frags[0] & 0x3f) != 0 || ip.frags[1] != 0 {
+    if ip.vihl != 0x45 {
         return L4Kind::Other;
     }
+    let datagram = FragmentKey {
+        src_ip: ip.src_addr,
+        dst_ip: ip.dst_addr,
+        id: u16::from_ne_bytes(ip.id),
+        proto: ip.proto,
+        _pad: 0,
+    };
+    if (ip.frags[0] & OFFSET_HIGH) != 0 || ip.frags[1] != 0 {
+        // SAFETY: FRAGMENTS values are plain keys, copied out at once.
+        return match unsafe { FRAGMENTS.get(datagram) } {
+            Some(key) => L4Kind::Flow(Flow {
+                key: *key,
+                fragment: Fragment::Later,
+                datagram,
+                tcp_flags: 0,
+                src_port_at: NO_PORT,
+                dst_port_at: NO_PORT,
+            }),
+            None => L4Kind::Other,
+        };
+    }
+    let fragment = if ip.frags[0] & MORE_FRAGMENTS != 0 {
+        Fragment::First
+    } else {
+        Fragment::Whole
+    };
     let mut key = FlowKey {
         src_ip: ip.src_addr,
         dst_ip: ip.dst_addr,
@@ -87,9 +151,11 @@ pub fn classify(ctx: &TcContext, ip: &Ipv4Hdr) -> L4Kind {
             };
             L4Kind::Flow(Flow {
                 key,
+                fragment,
+                datagram,
                 tcp_flags,
-                src_port_at: Some(L4),
-                dst_port_at: Some(L4 + 2),
+                src_port_at: L4,
+                dst_port_at: L4 + 2,
             })
         }
         IPPROTO_ICMP => {
@@ -104,21 +170,27 @@ pub fn classify(ctx: &TcContext, ip: &Ipv4Hdr) -> L4Kind {
                     key.src_port = id;
                     L4Kind::Flow(Flow {
                         key,
+                        fragment,
+                        datagram,
                         tcp_flags: 0,
-                        src_port_at: Some(L4 + 4),
-                        dst_port_at: None,
+                        src_port_at: L4 + 4,
+                        dst_port_at: NO_PORT,
                     })
                 }
                 ICMP_ECHO_REPLY => {
                     key.dst_port = id;
                     L4Kind::Flow(Flow {
                         key,
+                        fragment,
+                        datagram,
                         tcp_flags: 0,
-                        src_port_at: None,
-                        dst_port_at: Some(L4 + 4),
+                        src_port_at: NO_PORT,
+                        dst_port_at: L4 + 4,
                     })
                 }
-                ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED => L4Kind::IcmpError,
+                ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED if fragment == Fragment::Whole => {
+                    L4Kind::IcmpError
+                }
                 _ => L4Kind::Other,
             }
         }

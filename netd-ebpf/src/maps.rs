@@ -7,10 +7,10 @@ use aya_ebpf::{
     maps::{lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use netd_common::{
-    Counter, EndpointInfo, FlowKey, MemberKey, NatConfig, NatEntry, NetworkInfo, PublishKey,
-    PublishTarget, SockKey, SockOrigin, UplinkInfo, DEFAULT_NAT_ENTRIES, EP_CACHE_SLOTS,
-    MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_HOST_ADDRS, MAX_NETWORKS, MAX_PUBLISHED, MAX_SOCK_NAT,
-    MAX_UPLINKS, NAT_COUNTERS, STAT_SLOTS,
+    Counter, EndpointInfo, FlowKey, FragmentKey, MemberKey, NatConfig, NatEntry, NetworkInfo,
+    PublishKey, PublishTarget, SockKey, SockOrigin, UplinkInfo, DEFAULT_NAT_ENTRIES,
+    EP_CACHE_SLOTS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_FRAGMENTED_DATAGRAMS, MAX_HOST_ADDRS,
+    MAX_NETWORKS, MAX_PUBLISHED, MAX_SOCK_NAT, MAX_UPLINKS, NAT_COUNTERS, STAT_SLOTS,
 };
 
 /// Host-side veth ifindex -> the endpoint sending on it. Written by the daemon on connect.
@@ -66,6 +66,13 @@ pub fn host_key(ip: u32) -> Key<u32> {
 #[map]
 pub static NAT: LruHashMap<FlowKey, NatEntry> =
     LruHashMap::with_max_entries(DEFAULT_NAT_ENTRIES, 0);
+
+/// Datagrams in fragments -> the flow of their first fragment: later fragments carry no
+/// L4 header, so this is how they find their translation. LRU: a datagram whose last
+/// fragment never comes ages out.
+#[map]
+pub static FRAGMENTS: LruHashMap<FragmentKey, FlowKey> =
+    LruHashMap::with_max_entries(MAX_FRAGMENTED_DATAGRAMS, 0);
 
 /// Published ports -> their backend. Written by the daemon on connect -p / disconnect.
 #[map]

@@ -16,9 +16,9 @@ use netd_common::{
 };
 
 use crate::{
-    flow::{l4_checksum, Flow, L3},
+    flow::{l4_checksum, Flow, Fragment, L3, NO_PORT},
     host_socket,
-    maps::{NAT, NAT_CONFIG, NAT_STATS},
+    maps::{FRAGMENTS, NAT, NAT_CONFIG, NAT_STATS},
 };
 
 /// How stale `last_seen_ns` may get before a packet refreshes it: one write a second per
@@ -179,21 +179,34 @@ pub fn open_with_port(
 #[inline(always)]
 pub fn rewrite(ctx: &TcContext, flow: &Flow, to: &NatEntry) -> Result<(), ()> {
     let from = &flow.key;
+    if flow.fragment == Fragment::First {
+        // The datagram's later fragments look their flow up by the untranslated header.
+        FRAGMENTS.insert(flow.datagram, from, 0).map_err(|_| ())?;
+    }
+    let proto = flow.checksummed_proto();
     if to.src_ip != from.src_ip {
-        replace_addr(ctx, IP_SRC, from.src_ip, to.src_ip, from.proto)?;
+        replace_addr(ctx, IP_SRC, from.src_ip, to.src_ip, proto)?;
     }
     if to.dst_ip != from.dst_ip {
-        replace_addr(ctx, IP_DST, from.dst_ip, to.dst_ip, from.proto)?;
+        replace_addr(ctx, IP_DST, from.dst_ip, to.dst_ip, proto)?;
     }
-    if let Some(at) = flow.src_port_at {
-        if to.src_port != from.src_port {
-            replace_port(ctx, at, from.src_port, to.src_port, from.proto)?;
-        }
+    if flow.src_port_at != NO_PORT && to.src_port != from.src_port {
+        replace_port(
+            ctx,
+            flow.src_port_at,
+            from.src_port,
+            to.src_port,
+            from.proto,
+        )?;
     }
-    if let Some(at) = flow.dst_port_at {
-        if to.dst_port != from.dst_port {
-            replace_port(ctx, at, from.dst_port, to.dst_port, from.proto)?;
-        }
+    if flow.dst_port_at != NO_PORT && to.dst_port != from.dst_port {
+        replace_port(
+            ctx,
+            flow.dst_port_at,
+            from.dst_port,
+            to.dst_port,
+            from.proto,
+        )?;
     }
     Ok(())
 }

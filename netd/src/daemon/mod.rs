@@ -110,8 +110,12 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         })
     };
     let docker_plugin = plugin.map(|listener| {
-        let router = crate::docker::router(service.clone(), Some(args.docker_host.clone()));
+        let router = crate::docker::router(service.clone(), args.docker_host.clone());
         tracing::info!(socket = %args.docker_plugin_socket.display(), "Docker plugin ready");
+        tokio::spawn(crate::docker::adopt_missing_names(
+            service.clone(),
+            args.docker_host.clone(),
+        ));
         tokio::spawn(async move { axum::serve(listener, router).await })
     });
     axum::serve(listener, crate::api::server::router(service))

@@ -12,13 +12,14 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use netd_common::{
-    Counter, EndpointInfo, FlowKey, MemberKey, NatConfig, NatEntry, NetworkInfo, PublishKey,
-    PublishTarget, SockKey, SockOrigin, UplinkInfo, EP_CACHE_SLOTS, MAP_ENDPOINTS_BY_IFINDEX,
-    MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX, MAP_EP_CACHE_BY_IP, MAP_HOST_ADDRS, MAP_MEMBERS,
-    MAP_NAT, MAP_NAT_CONFIG, MAP_NAT_STATS, MAP_NETWORKS, MAP_PUBLISHED, MAP_SOCK_NAT, MAP_STATS,
-    MAP_SUBNETS, MAP_UPLINKS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_HOST_ADDRS, MAX_NETWORKS,
-    MAX_PUBLISHED, MAX_SOCK_NAT, MAX_UPLINKS, NAT_COUNTERS, PROG_CONNECT4, PROG_FROM_SANDBOX,
-    PROG_FROM_UPLINK, PROG_GETPEERNAME4, PROG_RECVMSG4, PROG_SENDMSG4, STAT_SLOTS,
+    Counter, EndpointInfo, FlowKey, FragmentKey, MemberKey, NatConfig, NatEntry, NetworkInfo,
+    PublishKey, PublishTarget, SockKey, SockOrigin, UplinkInfo, EP_CACHE_SLOTS,
+    MAP_ENDPOINTS_BY_IFINDEX, MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX, MAP_EP_CACHE_BY_IP,
+    MAP_FRAGMENTS, MAP_HOST_ADDRS, MAP_MEMBERS, MAP_NAT, MAP_NAT_CONFIG, MAP_NAT_STATS,
+    MAP_NETWORKS, MAP_PUBLISHED, MAP_SOCK_NAT, MAP_STATS, MAP_SUBNETS, MAP_UPLINKS, MAX_ENDPOINTS,
+    MAX_FLOOD_MEMBERS, MAX_FRAGMENTED_DATAGRAMS, MAX_HOST_ADDRS, MAX_NETWORKS, MAX_PUBLISHED,
+    MAX_SOCK_NAT, MAX_UPLINKS, NAT_COUNTERS, PROG_CONNECT4, PROG_FROM_SANDBOX, PROG_FROM_UPLINK,
+    PROG_GETPEERNAME4, PROG_RECVMSG4, PROG_SENDMSG4, STAT_SLOTS,
 };
 
 use super::maps::Maps;
@@ -50,7 +51,7 @@ struct Layout {
     max_entries: u32,
 }
 
-const LAYOUTS: [Layout; 15] = [
+const LAYOUTS: [Layout; 16] = [
     Layout {
         name: MAP_ENDPOINTS_BY_IFINDEX,
         map_type: MapType::Hash,
@@ -156,6 +157,13 @@ const LAYOUTS: [Layout; 15] = [
         key_size: size_of::<u32>(),
         value_size: size_of::<u64>(),
         max_entries: NAT_COUNTERS,
+    },
+    Layout {
+        name: MAP_FRAGMENTS,
+        map_type: MapType::LruHash,
+        key_size: size_of::<FragmentKey>(),
+        value_size: size_of::<FlowKey>(),
+        max_entries: MAX_FRAGMENTED_DATAGRAMS,
     },
 ];
 

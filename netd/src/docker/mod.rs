@@ -25,7 +25,7 @@ use crate::service::{Error, Service};
 pub struct Plugin {
     service: Arc<Service>,
     /// Docker's API socket, asked for the names of the networks Docker creates.
-    docker_socket: Option<PathBuf>,
+    docker_socket: PathBuf,
 }
 
 /// Which API a call belongs to: each names its error field differently.
@@ -105,7 +105,9 @@ fn empty() -> Reply {
     Ok(Json(json!({})))
 }
 
-pub fn router(service: Arc<Service>, docker_socket: Option<PathBuf>) -> Router {
+pub use names::adopt_missing_names;
+
+pub fn router(service: Arc<Service>, docker_socket: PathBuf) -> Router {
     let plugin = Plugin {
         service,
         docker_socket,

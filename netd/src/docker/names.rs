@@ -20,6 +20,13 @@ struct DockerNetwork {
     name: String,
 }
 
+/// Asks Docker again for the names it could not give before (at start-up).
+pub async fn adopt_missing_names(service: Arc<Service>, docker_socket: PathBuf) {
+    for id in service.docker_networks_without_name().await {
+        adopt_docker_name(service.clone(), docker_socket.clone(), id).await;
+    }
+}
+
 /// Renames the netd network `id` after Docker's network of that id. Best effort: without
 /// an answer the network keeps its short id as name.
 pub async fn adopt_docker_name(service: Arc<Service>, docker_socket: PathBuf, id: String) {

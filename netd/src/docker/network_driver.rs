@@ -78,10 +78,12 @@ async fn create_network(State(plugin): State<Plugin>, body: Bytes) -> Reply {
     let service = plugin.service.clone();
     API.complete(async move { service.docker_create_network(network).await })
         .await?;
-    if let Some(socket) = plugin.docker_socket {
-        // Docker records the network only once this call has answered.
-        tokio::spawn(names::adopt_docker_name(plugin.service, socket, id));
-    }
+    // Docker records the network only once this call has answered.
+    tokio::spawn(names::adopt_docker_name(
+        plugin.service,
+        plugin.docker_socket,
+        id,
+    ));
     empty()
 }
 

@@ -120,6 +120,19 @@ impl Service {
         Ok(())
     }
 
+    /// Docker networks still named by their short id: Docker was out of reach when they were
+    /// created.
+    pub async fn docker_networks_without_name(&self) -> Vec<String> {
+        let inner = self.inner.lock().await;
+        inner
+            .state
+            .networks
+            .values()
+            .filter(|n| n.docker && n.name == n.id[..12])
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
     /// Deleting a network netd does not have succeeds: Docker retries deletes.
     pub async fn docker_delete_network(&self, id: &str) -> Result<()> {
         let mut inner = self.inner.lock().await;

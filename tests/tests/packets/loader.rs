@@ -25,6 +25,7 @@ fn counters_accumulate_per_run() {
 
 /// The verifier's work on `from_sandbox` is a budget: a change that blows it up (an
 /// unrolled flood loop, a lost bounds check) should show here, not at load time in prod.
+/// (About 245,000 since later IP fragments look their flow up.)
 #[test]
 fn verifier_budget() {
     let dp = Dataplane::open_unpinned().expect("loading the dataplane");
@@ -34,8 +35,8 @@ fn verifier_budget() {
         .expect("kernel reports verified_insns");
     eprintln!("from_sandbox: {insns} instructions processed by the verifier");
     assert!(
-        insns < 200_000,
-        "from_sandbox needs {insns} verified instructions; budget 200000 (limit 1M)"
+        insns < 300_000,
+        "from_sandbox needs {insns} verified instructions; budget 300000 (limit 1M)"
     );
 }
 

@@ -255,6 +255,74 @@ fn masquerade_keeps_a_udp_checksum_of_zero() {
     });
 }
 
+/// `frame` with the IPv4 flags/fragment-offset field set to `field` (header checksum fixed).
+fn as_fragment(frame: &[u8], id: u16, field: u16) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f[18..20].copy_from_slice(&id.to_be_bytes());
+    f[20..22].copy_from_slice(&field.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let sum = checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// A datagram in fragments: the first (with the ports) opens the masqueraded flow; a later
+/// one (payload only) gets the same addresses and no port rewrite; a later fragment of a
+/// datagram whose first fragment was never seen is not translated.
+#[test]
+fn masquerade_translates_every_fragment_of_a_datagram() {
+    const MORE_FRAGMENTS: u16 = 0x2000;
+    in_uplink_netns(|uplink| {
+        let mut dp = nat_world(uplink, a1());
+        let whole = udp(gateway_mac(GW_A), endpoint_mac(A1), A1, SERVER, 40);
+        let first = as_fragment(&whole[..14 + 20 + 8 + 16], 7, MORE_FRAGMENTS);
+        let out = dp.test_run(&first, 1).unwrap();
+        assert_eq!(
+            out.verdict, TC_ACT_REDIRECT,
+            "first fragment: out the uplink"
+        );
+        let ((src, sport), _) = ends(&out.frame);
+        assert_eq!(src, UPLINK_IP);
+
+        // Offset 24 bytes (3 units), the last fragment: 8 bytes that look like ports.
+        let mut later = whole[..14 + 20].to_vec();
+        later.extend_from_slice(&[0x9c, 0x40, 0x13, 0x88, 1, 2, 3, 4]);
+        later[16..18].copy_from_slice(&28u16.to_be_bytes());
+        let later = as_fragment(&later, 7, 3);
+        let out_later = dp.test_run(&later, 1).unwrap();
+        assert_eq!(
+            out_later.verdict, TC_ACT_REDIRECT,
+            "later fragment: out the uplink"
+        );
+        let f = &out_later.frame;
+        assert_eq!(
+            &f[26..30],
+            &UPLINK_IP.octets(),
+            "later fragment: same source"
+        );
+        assert_eq!(&f[30..34], &SERVER.octets());
+        assert_eq!(
+            &f[34..42],
+            &later[34..42],
+            "later fragment: payload untouched"
+        );
+        assert_eq!(checksum(&f[14..34]), 0, "later fragment: IP checksum valid");
+        assert_eq!(
+            &f[0..12],
+            &out.frame[0..12],
+            "later fragment: same MACs as the first"
+        );
+        assert!((61000..=65535).contains(&sport));
+
+        let stray = as_fragment(&later, 8, 3);
+        let refused = dp.test_run(&stray, 1).unwrap();
+        assert_ne!(
+            refused.verdict, TC_ACT_REDIRECT,
+            "a later fragment of an unknown datagram is not sent out untranslated"
+        );
+    });
+}
+
 #[test]
 fn published_port_from_outside_keeps_the_client_and_replies_leave_by_the_uplink() {
     in_uplink_netns(|uplink| {
