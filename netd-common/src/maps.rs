@@ -101,8 +101,10 @@ pub const MAP_MEMBERS: &str = "MEMBERS";
 /// Map: per-CPU counters, index `net_id * STAT_SLOTS + slot`. Written by the programs.
 pub const MAP_STATS: &str = "STATS";
 
-/// Name of the tc program attached at tcx ingress of every host-side veth.
+/// Name of the tc program attached at tc ingress of every host-side veth.
 pub const PROG_FROM_SANDBOX: &str = "from_sandbox";
+/// tc egress of every host veth: what the host's stack sends into the sandbox.
+pub const PROG_TO_SANDBOX: &str = "to_sandbox";
 
 #[cfg(feature = "user")]
 mod pod {

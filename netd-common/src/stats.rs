@@ -35,10 +35,13 @@ pub enum DropReason {
     NoRoute = 12,
     /// From an uplink, to a sandbox of a masquerading network, outside any published flow.
     NotPublished = 13,
+    /// Forwarded by the host into a sandbox from an interface that is not netd's (e.g.
+    /// docker0 or another runtime's bridge): another network.
+    ForeignInterface = 14,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Malformed,
         DropReason::UnknownEndpoint,
         DropReason::SpoofedMac,
@@ -53,6 +56,7 @@ impl DropReason {
         DropReason::NatUnsupported,
         DropReason::NoRoute,
         DropReason::NotPublished,
+        DropReason::ForeignInterface,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -71,6 +75,7 @@ impl DropReason {
             DropReason::NatUnsupported => "nat-unsupported",
             DropReason::NoRoute => "no-route",
             DropReason::NotPublished => "not-published",
+            DropReason::ForeignInterface => "foreign-interface",
         }
     }
 }

@@ -3,6 +3,10 @@
 //!
 //! sender lookup -> source MAC guard -> per-ethertype step (ARP or IPv4) -> one counter.
 //!
+//! `to_sandbox` at tc egress of the same veth keeps what the host forwards from foreign
+//! interfaces out; `from_uplink` translates at the uplinks; the cgroup hooks publish
+//! ports to the host's own sockets.
+//!
 //! No aya-log: the per-packet path never logs; the STATS counters are the observability.
 #![no_std]
 #![no_main]
@@ -12,6 +16,7 @@ mod egress;
 mod endpoint;
 mod flood;
 mod flow;
+mod forwarded;
 mod host_socket;
 mod icmp_error;
 mod ipv4;
@@ -43,6 +48,17 @@ use crate::{
 #[classifier]
 pub fn from_sandbox(ctx: TcContext) -> i32 {
     counted(&ctx, try_from_sandbox(&ctx))
+}
+
+#[classifier]
+pub fn to_sandbox(ctx: TcContext) -> i32 {
+    match forwarded::guard(&ctx) {
+        Ok(action) => action,
+        Err(dropped) => {
+            stats::count(&ctx, drop_slot(dropped.net_id, dropped.reason));
+            TC_ACT_SHOT
+        }
+    }
 }
 
 #[classifier]

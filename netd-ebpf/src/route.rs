@@ -38,6 +38,12 @@ pub fn uplink_for(ctx: &TcContext, src: [u8; 4], dst: [u8; 4]) -> Option<UplinkI
     uplink_at(params.ifindex)
 }
 
+/// Whether interface `ifindex` is an uplink.
+#[inline(always)]
+pub fn is_uplink(ifindex: u32) -> bool {
+    uplink_at(ifindex).is_some()
+}
+
 /// The uplink on interface `ifindex`, if it is one.
 #[inline(always)]
 fn uplink_at(ifindex: u32) -> Option<UplinkInfo> {

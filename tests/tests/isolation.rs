@@ -138,3 +138,55 @@ fn internal_network_reaches_nothing_outside_its_subnet() {
     );
     assert_consistent(&h);
 }
+
+/// With forwarding on in the host (Docker turns it on), netd's routes to its sandboxes must
+/// not let another network in: a namespace behind an interface that is not netd's (here
+/// a second veth, as docker0 would be) reaches no sandbox, while the host itself and the
+/// uplink's published ports still do.
+#[test]
+fn the_host_does_not_forward_foreign_interfaces_into_sandboxes() {
+    let mut h = TestHost::new();
+    h.add_outside();
+    let foreign = h.add_outside();
+    h.start_daemon_with_args(&["--uplink", "uplink0"]);
+    h.create_network("guarded", 1, &[]);
+    let s = h.sandbox("s");
+    let ip = h.connect("guarded", &s, &[]);
+    let host_ns = h.host_ns.clone();
+    h.must(&[
+        "ip",
+        "netns",
+        "exec",
+        &host_ns,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
+    h.must(&[
+        "ip",
+        "-n",
+        &foreign.ns,
+        "route",
+        "add",
+        &h.subnet(1),
+        "via",
+        &foreign.host_ip,
+    ]);
+    h.assert_no_ping(
+        &foreign.ns,
+        &ip,
+        "a foreign interface is forwarded into a sandbox",
+    );
+    assert!(
+        drops(&h, &["guarded"], "foreign-interface") > 0,
+        "the refusal is counted: {:?}",
+        h.stats()
+    );
+    h.assert_ping(
+        &host_ns,
+        &ip,
+        "the host's own packets still reach the sandbox",
+    );
+    h.assert_ping(&s, &foreign.host_ip, "the sandbox still reaches the host");
+    assert_consistent(&h);
+}

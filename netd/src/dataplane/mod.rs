@@ -23,10 +23,11 @@ use anyhow::Context as _;
 use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions};
 use netd_common::{
     Counter, Delivery, DropReason, EndpointInfo, NatConfig, PublishKey, PublishTarget, UplinkInfo,
-    DEFAULT_NAT_ENTRIES, PROG_FROM_SANDBOX, PROG_FROM_UPLINK,
+    DEFAULT_NAT_ENTRIES, PROG_FROM_SANDBOX, PROG_FROM_UPLINK, PROG_TO_SANDBOX,
 };
 
 pub use ipnet;
+use links::Direction;
 pub use maps::Maps;
 pub use nat::{FlowRow, NatCounters, NatTables, Timeouts};
 pub use socket_hooks::cgroup2_root;
@@ -132,7 +133,7 @@ impl Dataplane {
     pub fn set_uplinks(&mut self, uplinks: &[(String, UplinkInfo)]) -> anyhow::Result<()> {
         for (ifname, _) in uplinks {
             let prog = tc_program(&mut self.ebpf, PROG_FROM_UPLINK)?;
-            self.uplink_links.attach(prog, ifname)?;
+            self.uplink_links.attach(prog, ifname, Direction::Ingress)?;
         }
         let infos: Vec<UplinkInfo> = uplinks.iter().map(|(_, info)| *info).collect();
         self.nat.set_uplinks(&infos)
@@ -167,12 +168,16 @@ impl Dataplane {
         &self.maps
     }
 
-    /// Attaches `from_sandbox` at tc ingress of `host_ifname` (in the caller's netns), or
-    /// adopts the filter a previous daemon left there and switches it to this program.
-    /// Idempotent. Cheapest while the interface is still down.
+    /// Attaches `from_sandbox` at tc ingress and `to_sandbox` at tc egress of `host_ifname`
+    /// (in the caller's netns), or adopts the filters a previous daemon left there and
+    /// switches them to these programs. Idempotent. Cheapest while the interface is down.
     pub fn attach(&mut self, host_ifname: &str) -> anyhow::Result<()> {
+        let from_sandbox = tc_program(&mut self.ebpf, PROG_FROM_SANDBOX)?;
         self.links
-            .attach(tc_program(&mut self.ebpf, PROG_FROM_SANDBOX)?, host_ifname)
+            .attach(from_sandbox, host_ifname, Direction::Ingress)?;
+        let to_sandbox = tc_program(&mut self.ebpf, PROG_TO_SANDBOX)?;
+        self.links
+            .attach(to_sandbox, host_ifname, Direction::Egress)
     }
 
     /// Deletes the filter on `host_ifname` if this process attached or adopted it.
