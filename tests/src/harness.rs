@@ -8,6 +8,8 @@ pub mod api;
 pub mod check;
 mod cleanup;
 pub mod cmd;
+pub mod cni;
+pub mod engines;
 mod host;
 pub mod maps;
 pub mod netns;
@@ -82,6 +84,9 @@ pub struct TestHost {
     pub socket: PathBuf,
     /// The daemon's `--bpffs` directory.
     pub bpffs: PathBuf,
+    /// The daemon's `--docker-plugin-socket`: in the scratch dir unless a test lets Docker
+    /// find it (see [`TestHost::set_docker_plugin_socket`]).
+    pub docker_plugin_socket: PathBuf,
     /// stderr+stdout of every daemon run of this test, appended.
     pub log: PathBuf,
     /// The binary under test.
@@ -115,6 +120,7 @@ impl TestHost {
             state_dir: tmp.join("state"),
             socket: tmp.join("netd.sock"),
             bpffs: Path::new(BPFFS_ROOT).join(&id),
+            docker_plugin_socket: tmp.join("plugin.sock"),
             log: tmp.join("daemon.log"),
             bin: netd_bin(),
             id,
@@ -171,6 +177,16 @@ impl TestHost {
         self.start_daemon();
     }
 
+    /// Where the daemon serves Docker's plugin protocol, e.g.
+    /// `/run/docker/plugins/<id>.sock` for a Docker driver named `<id>`; before the start.
+    pub fn set_docker_plugin_socket(&mut self, path: impl Into<PathBuf>) {
+        assert!(
+            self.daemon.is_none(),
+            "set the plugin socket before starting"
+        );
+        self.docker_plugin_socket = path.into();
+    }
+
     /// The extra daemon arguments every start uses.
     pub fn daemon_args(&self) -> &[String] {
         &self.daemon_args
@@ -195,6 +211,7 @@ impl TestHost {
             ("--state-dir", &self.state_dir),
             ("--socket", &self.socket),
             ("--bpffs", &self.bpffs),
+            ("--docker-plugin-socket", &self.docker_plugin_socket),
         ] {
             v.push(flag.into());
             v.push(val.to_str().expect("utf-8 path").into());
@@ -642,6 +659,8 @@ impl Drop for TestHost {
             let _ = cmd::wait_child(&mut c, EXIT_TIMEOUT);
         }
         cleanup(&self.id);
+        // A killed daemon leaves its plugin socket, which may be outside the scratch dir.
+        let _ = std::fs::remove_file(&self.docker_plugin_socket);
         let _ = std::fs::remove_dir_all(&self.tmp);
     }
 }

@@ -20,6 +20,12 @@ const APT_PACKAGES: &[&str] = &[
     "iptables",
     "iproute2",
     "util-linux", // nsenter
+    // Container engines for the Docker/CNI/podman integration tests. Installed without
+    // starting their services (see [`NoServiceStarts`]): the tests run their own dockerd.
+    "docker.io", // dockerd, containerd, runc, the docker CLI and docker-proxy
+    "podman",
+    "busybox-static", // the only image the tests use (no registry needed)
+    "containernetworking-plugins", // CNI bridge/portmap/host-local in /usr/lib/cni
 ];
 
 /// bpf-linker must be built against LLVM 22 (not older than nightly rustc's LLVM); see shared/TOOLCHAIN.md.
@@ -27,11 +33,28 @@ const LLVM_BIN: &str = "/usr/lib/llvm-22/bin";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const BPFFS: &str = "/sys/fs/bpf";
 
+/// Debian's hook that invoke-rc.d asks before starting a service; exit 101 means "not now".
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+/// podman's settings: its runc cannot raise rlimits here, so the default ulimits must be empty.
+const CONTAINERS_CONF: &str = "/etc/containers/containers.conf";
+/// The busybox-static binary (Debian puts it in /bin).
+const BUSYBOX: &str = "/bin/busybox";
+/// Root filesystem tarball of the tests' only container image (`docker import`, `podman import`);
+/// the test harness reads the same path (tests/src/harness/engines.rs).
+pub const BUSYBOX_TAR: &str = "/var/cache/netd-tests/busybox-rootfs.tar";
+/// Applets the tests use; every other applet busybox knows is linked as well.
+const BUSYBOX_APPLETS: &[&str] = &[
+    "sh", "ping", "nc", "wget", "httpd", "hostname", "ip", "ifconfig", "nslookup", "sleep", "cat",
+    "echo", "ls", "ps", "kill", "true", "false", "udhcpc", "route",
+];
+
 pub fn run() -> Result<()> {
     println!("== install: checking what this machine lacks");
     nightly_rust_src()?;
     apt_packages()?;
     docker_proxy()?;
+    containers_conf()?;
+    busybox_image()?;
     bpf_linker()?;
     bpffs_mounted()?;
     println!("== install: done");
@@ -74,11 +97,14 @@ fn apt_packages() -> Result<()> {
     println!("installing Debian packages: {}", missing.join(" "));
     // Only refresh the package lists when something must be installed: keeps reruns fast and offline-safe.
     cmd::run(apt_get().arg("update"))?;
-    cmd::run(
-        apt_get()
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing),
-    )?;
+    {
+        let _no_starts = NoServiceStarts::new()?;
+        cmd::run(
+            apt_get()
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(&missing),
+        )?;
+    }
     let still_missing: Vec<&str> = missing
         .into_iter()
         .filter(|p| !is_deb_installed(p))
@@ -95,6 +121,59 @@ fn apt_get() -> Command {
     apt
 }
 
+/// A temporary `policy-rc.d` that forbids starting services (docker.io and containerd would
+/// start theirs in the machine's own network namespace otherwise). Removed on drop, also after a
+/// failed apt-get, and only if this run created it.
+struct NoServiceStarts {
+    /// The file this run wrote, to remove on drop.
+    created: Option<std::path::PathBuf>,
+}
+
+impl NoServiceStarts {
+    fn new() -> Result<Self> {
+        Self::at(Path::new(POLICY_RC_D))
+    }
+
+    fn at(path: &Path) -> Result<Self> {
+        if path.exists() {
+            println!("{}: present, left as it is", path.display());
+            return Ok(NoServiceStarts { created: None });
+        }
+        println!(
+            "{}: writing `exit 101` while apt-get runs (no service starts)",
+            path.display()
+        );
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let guard = NoServiceStarts {
+            created: Some(path.to_path_buf()),
+        };
+        f.write_all(b"#!/bin/sh\n# written by `cargo xtask install` for the duration of apt-get\nexit 101\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        // invoke-rc.d runs it: executable whatever the umask.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(guard)
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if let Some(path) = self.created.take() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => println!("{}: removed", path.display()),
+                Err(e) => eprintln!("cannot remove {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
 fn is_deb_installed(package: &str) -> bool {
     cmd::capture(&mut cmd::command(
         "dpkg-query",
@@ -103,54 +182,136 @@ fn is_deb_installed(package: &str) -> bool {
     .is_ok_and(|status| status.trim() == "install ok installed")
 }
 
-/// Where the bench finds docker-proxy: Debian's docker.io path, else where [`docker_proxy`] puts it.
+/// Where the bench finds docker-proxy: Debian's docker.io path first; the second path is where
+/// earlier versions of this command extracted it, still honoured on machines that have it.
 pub const DOCKER_PROXIES: [&str; 2] = ["/usr/sbin/docker-proxy", "/usr/local/sbin/docker-proxy"];
 
-/// The bench's localhost baseline runs `docker-proxy` by itself. It ships in Debian's docker.io,
-/// but installing that package would also bring dockerd, containerd and runc (and try to start
-/// them), so only this one binary is taken out of the downloaded package.
+/// The bench's localhost baseline runs `docker-proxy` by itself; docker.io (an [`APT_PACKAGES`]
+/// entry) ships it.
 fn docker_proxy() -> Result<()> {
-    if DOCKER_PROXIES.iter().any(|path| Path::new(path).exists()) {
-        println!("docker-proxy: present");
+    match DOCKER_PROXIES.iter().find(|path| Path::new(path).exists()) {
+        Some(path) => {
+            println!("docker-proxy: present ({path})");
+            Ok(())
+        }
+        None => {
+            bail!("docker-proxy is in none of {DOCKER_PROXIES:?} although docker.io is installed")
+        }
+    }
+}
+
+/// podman's runc cannot raise rlimits on this kind of machine: `default_ulimits = []` in
+/// `[containers]`, added only when the file does not set `default_ulimits` yet.
+fn containers_conf() -> Result<()> {
+    let current = match std::fs::read_to_string(CONTAINERS_CONF) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {CONTAINERS_CONF}")),
+    };
+    let Some(text) = with_default_ulimits(&current) else {
+        println!("{CONTAINERS_CONF} default_ulimits: present");
+        return Ok(());
+    };
+    println!("{CONTAINERS_CONF}: adding `default_ulimits = []` to [containers]");
+    std::fs::create_dir_all("/etc/containers")?;
+    std::fs::write(CONTAINERS_CONF, text).with_context(|| format!("cannot write {CONTAINERS_CONF}"))
+}
+
+/// `current` with `default_ulimits = []` added to its `[containers]` table (created at the
+/// end if missing); `None` if it already sets `default_ulimits`.
+fn with_default_ulimits(current: &str) -> Option<String> {
+    let sets_ulimits = current.lines().any(|line| {
+        let line = line.trim_start();
+        !line.starts_with('#') && line.split('=').next().map(str::trim) == Some("default_ulimits")
+    });
+    if sets_ulimits {
+        return None;
+    }
+    let mut lines: Vec<&str> = current.lines().collect();
+    let setting = "default_ulimits = []";
+    match lines.iter().position(|l| l.trim() == "[containers]") {
+        Some(i) => lines.insert(i + 1, setting),
+        None => {
+            if lines.last().is_some_and(|l| !l.trim().is_empty()) {
+                lines.push("");
+            }
+            lines.push("[containers]");
+            lines.push(setting);
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    Some(text)
+}
+
+/// Builds [`BUSYBOX_TAR`] (when missing): a root filesystem with busybox-static, a link for
+/// every applet in /bin, minimal /etc files and the mount point directories.
+fn busybox_image() -> Result<()> {
+    let tar = Path::new(BUSYBOX_TAR);
+    if tar.exists() {
+        println!("busybox image {BUSYBOX_TAR}: present");
         return Ok(());
     }
-    let target = DOCKER_PROXIES[1];
-    println!("docker-proxy: extracting it from Debian's docker.io package into {target}");
-    let scratch = std::env::temp_dir().join(format!("xtask-docker-io-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch)
-        .with_context(|| format!("cannot create {}", scratch.display()))?;
-    let result = extract_docker_proxy(&scratch, target);
+    println!("busybox image {BUSYBOX_TAR}: building from {BUSYBOX}");
+    let dir = tar.parent().context("the tarball path has a parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let scratch = dir.join(format!("rootfs.{}", std::process::id()));
+    let partial = dir.join(format!("busybox-rootfs.tar.{}", std::process::id()));
+    let result = build_busybox_rootfs(&scratch).and_then(|()| {
+        cmd::run(&mut cmd::command(
+            "tar",
+            [
+                "--numeric-owner",
+                "--owner=0",
+                "--group=0",
+                "-C",
+                scratch.to_str().context("utf-8 path")?,
+                "-cf",
+                partial.to_str().context("utf-8 path")?,
+                ".",
+            ],
+        ))?;
+        std::fs::rename(&partial, tar)
+            .with_context(|| format!("cannot move the tarball to {BUSYBOX_TAR}"))
+    });
     let _ = std::fs::remove_dir_all(&scratch);
+    let _ = std::fs::remove_file(&partial);
     result
 }
 
-fn extract_docker_proxy(scratch: &Path, target: &str) -> Result<()> {
-    let download =
-        |apt: &mut Command| cmd::run(apt.args(["download", "docker.io"]).current_dir(scratch));
-    if download(&mut apt_get()).is_err() {
-        // A fresh machine's package lists may not know the package yet.
-        cmd::run(apt_get().arg("update"))?;
-        download(&mut apt_get())?;
+fn build_busybox_rootfs(root: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(root);
+    for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root", "var/run"] {
+        std::fs::create_dir_all(root.join(d))
+            .with_context(|| format!("cannot create {}/{d}", root.display()))?;
     }
-    let deb = std::fs::read_dir(scratch)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
-        .context("apt-get download docker.io left no .deb")?;
-    let tree = scratch.join("tree");
-    cmd::run(&mut cmd::command(
-        "dpkg-deb",
-        [
-            std::ffi::OsStr::new("-x"),
-            deb.as_os_str(),
-            tree.as_os_str(),
-        ],
-    ))?;
-    let binary = tree.join("usr/sbin/docker-proxy");
-    if !binary.exists() {
-        bail!("{} has no usr/sbin/docker-proxy", deb.display());
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
+    std::fs::copy(BUSYBOX, root.join("bin/busybox"))
+        .with_context(|| format!("cannot copy {BUSYBOX} (is busybox-static installed?)"))?;
+    let listed = cmd::capture(&mut cmd::command(BUSYBOX, ["--list"]))?;
+    let mut applets: std::collections::BTreeSet<&str> = listed
+        .lines()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && !a.contains('/') && *a != "busybox")
+        .collect();
+    applets.extend(BUSYBOX_APPLETS);
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
+            .with_context(|| format!("cannot link applet {applet}"))?;
     }
-    std::fs::create_dir_all("/usr/local/sbin")?;
-    std::fs::copy(&binary, target).with_context(|| format!("cannot install {target}"))?;
+    for (file, text) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        ),
+        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+        ("etc/hosts", ""),
+        ("etc/resolv.conf", ""),
+    ] {
+        std::fs::write(root.join(file), text)
+            .with_context(|| format!("cannot write {}/{file}", root.display()))?;
+    }
     Ok(())
 }
 
@@ -217,4 +378,54 @@ fn is_bpffs_mounted() -> Result<bool> {
         let (_source, target, fstype) = (fields.next(), fields.next(), fields.next());
         target == Some(BPFFS) && fstype == Some("bpf")
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{with_default_ulimits, NoServiceStarts};
+
+    #[test]
+    fn policy_rc_d_is_temporary_and_only_ours_is_removed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("xtask-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy-rc.d");
+        {
+            let _guard = NoServiceStarts::at(&path).unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.starts_with("#!/bin/sh\n") && text.ends_with("exit 101\n"));
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o755);
+        }
+        assert!(!path.exists(), "the guard removes the file it wrote");
+        std::fs::write(&path, "exit 0\n").unwrap();
+        drop(NoServiceStarts::at(&path).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "exit 0\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn default_ulimits_is_added_once() {
+        assert_eq!(
+            with_default_ulimits("").as_deref(),
+            Some("[containers]\ndefault_ulimits = []\n")
+        );
+        assert_eq!(
+            with_default_ulimits("[engine]\ncgroup_manager = \"cgroupfs\"\n").as_deref(),
+            Some("[engine]\ncgroup_manager = \"cgroupfs\"\n\n[containers]\ndefault_ulimits = []\n")
+        );
+        assert_eq!(
+            with_default_ulimits("[containers]\n# default_ulimits = [\"nofile=1:2\"]\nlog_driver = \"k8s-file\"\n[engine]\n")
+                .as_deref(),
+            Some("[containers]\ndefault_ulimits = []\n# default_ulimits = [\"nofile=1:2\"]\nlog_driver = \"k8s-file\"\n[engine]\n")
+        );
+        assert_eq!(
+            with_default_ulimits("[containers]\ndefault_ulimits = []\n"),
+            None
+        );
+        assert_eq!(
+            with_default_ulimits("[containers]\n  default_ulimits=[\"nofile=1024:1024\"]\n"),
+            None
+        );
+    }
 }

@@ -37,6 +37,9 @@ pub struct NetConf {
     /// Echoed in the result.
     #[serde(default)]
     pub dns: Option<Value>,
+    /// What ADD returned, given to CHECK (and DEL) by the runtime.
+    #[serde(default)]
+    pub prev_result: Option<Value>,
     /// GC's list of attachments to keep.
     #[serde(default, rename = "cni.dev/valid-attachments")]
     pub valid_attachments: Option<Vec<ValidAttachment>>,

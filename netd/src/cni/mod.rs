@@ -285,6 +285,8 @@ async fn del(client: &Client, conf: &NetConf, container: &Container) -> Result<(
     }
 }
 
+/// CHECK: the daemon checks the kernel side; the address and MAC must be what ADD
+/// returned (the runtime's `prevResult`).
 async fn check(client: &Client, conf: &NetConf, container: &Container) -> Result<()> {
     let attachment = Attachment {
         container_id: container.id.clone(),
@@ -293,15 +295,69 @@ async fn check(client: &Client, conf: &NetConf, container: &Container) -> Result
     client
         .post_discard(&route::network_check(&conf.name), &attachment)
         .await
-        .map_err(CniError::from_daemon)
+        .map_err(CniError::from_daemon)?;
+    let Some(prev) = &conf.prev_result else {
+        return Ok(());
+    };
+    let network: NetworkInspect = client
+        .get(&route::network(&conf.name))
+        .await
+        .map_err(CniError::from_daemon)?;
+    let actual = network
+        .containers
+        .values()
+        .find(|c| {
+            c.container_id.as_deref() == Some(container.id.as_str())
+                && c.interface == container.ifname
+        })
+        .ok_or_else(|| {
+            CniError::new(
+                code::UNKNOWN_CONTAINER,
+                format!("container {} is not attached", container.id),
+            )
+        })?;
+    let listed = |field: &str| prev[field].as_array().cloned().unwrap_or_default();
+    let addresses: Vec<String> = listed("ips")
+        .iter()
+        .filter_map(|ip| ip["address"].as_str().map(str::to_string))
+        .collect();
+    if !addresses.is_empty() && !addresses.contains(&actual.ipv4_address) {
+        return Err(CniError::new(
+            code::OTHER,
+            format!(
+                "prevResult lists {}, the container has {}",
+                addresses.join(", "),
+                actual.ipv4_address
+            ),
+        ));
+    }
+    let mac = listed("interfaces")
+        .iter()
+        .find(|i| i["name"] == container.ifname.as_str() && i.get("sandbox").is_some())
+        .and_then(|i| i["mac"].as_str().map(str::to_ascii_lowercase));
+    if let Some(mac) = mac.filter(|m| *m != actual.mac_address) {
+        return Err(CniError::new(
+            code::OTHER,
+            format!(
+                "prevResult gives {} the MAC {mac}, it has {}",
+                container.ifname, actual.mac_address
+            ),
+        ));
+    }
+    Ok(())
 }
 
+/// GC: without the list of attachments to keep nothing is removed (an error, not "all").
 async fn gc(client: &Client, conf: &NetConf) -> Result<()> {
+    let valid = conf.valid_attachments.as_ref().ok_or_else(|| {
+        CniError::new(
+            code::INVALID_CONFIG,
+            "GC needs cni.dev/valid-attachments (the attachments to keep)",
+        )
+    })?;
     let request = GcRequest {
-        valid_attachments: conf
-            .valid_attachments
+        valid_attachments: valid
             .iter()
-            .flatten()
             .map(|a| Attachment {
                 container_id: a.container_id.clone(),
                 interface: a.ifname.clone(),

@@ -13,7 +13,24 @@ use ipnet::Ipv4Net;
 use rtnetlink::packet_route::route::RouteHeader;
 use rtnetlink::{Handle, RouteMessageBuilder};
 
-use super::{connect_here, disable_ipv6, errno, link_name, netns, nl_error, set_up};
+use super::Netlink;
+use super::{connect_here, disable_ipv6, errno, get_link, link_name, netns, nl_error, set_up};
+use rtnetlink::packet_route::address::AddressAttribute;
+
+impl Netlink {
+    /// Whether the sandbox at `path` has interface `ifname` carrying `address` (CNI CHECK).
+    pub async fn sandbox_has_address(
+        &self,
+        path: &Path,
+        ifname: &str,
+        address: Ipv4Net,
+    ) -> Result<bool> {
+        let ns = netns::open(path)?;
+        Sandbox::connect(&ns, path)?
+            .has_address(ifname, address)
+            .await
+    }
+}
 
 /// A connection into one sandbox's namespace, for the duration of one operation.
 pub(super) struct Sandbox<'a> {
@@ -118,6 +135,28 @@ impl<'a> Sandbox<'a> {
             default_route
         )?;
         Ok(())
+    }
+
+    /// Whether interface `ifname` exists and carries `address`.
+    pub async fn has_address(&self, ifname: &str, address: Ipv4Net) -> Result<bool> {
+        let Some(link) = get_link(&self.handle, ifname).await? else {
+            return Ok(false);
+        };
+        let addresses: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(link.header.index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| self.error(format_args!("cannot list the addresses of {ifname}"), &e))?;
+        Ok(addresses.iter().any(|a| {
+            a.header.prefix_len == address.prefix_len()
+                && a.attributes.iter().any(|attr| {
+                    matches!(attr, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == address.addr())
+                })
+        }))
     }
 
     /// "WHAT in network namespace PATH: reason".

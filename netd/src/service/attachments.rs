@@ -32,8 +32,8 @@ impl Service {
         Ok(report)
     }
 
-    /// Whether the attachment is whole: recorded, its sandbox still the same netns, and its
-    /// host-side veth present.
+    /// Whether the attachment is whole: recorded, its sandbox still the same netns, its
+    /// host-side veth present, and the interface inside the sandbox carrying its address.
     pub async fn check(&self, network: &str, attachment: &Attachment) -> Result<()> {
         let inner = self.inner.lock().await;
         let network = inner.network(network)?;
@@ -71,6 +71,19 @@ impl Service {
                 attachment.interface,
                 attachment.container_id,
                 endpoint.host_ifname,
+                sandbox.path.display()
+            )));
+        }
+        let prefix = network.ipam.as_ref().map_or(32, |p| p.subnet.prefix_len());
+        let address = ipnet::Ipv4Net::new(endpoint.ip, prefix).map_err(anyhow::Error::from)?;
+        if !inner
+            .netlink
+            .sandbox_has_address(&sandbox.path, &attachment.interface, address)
+            .await?
+        {
+            return Err(Error::Conflict(format!(
+                "interface {} in {} does not carry {address}",
+                attachment.interface,
                 sandbox.path.display()
             )));
         }
