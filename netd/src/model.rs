@@ -60,6 +60,10 @@ pub struct Network {
     /// Created through Docker's plugin protocol: Docker owns its life cycle.
     #[serde(default)]
     pub docker: bool,
+    /// The id under which Docker uses a netd network it adopted
+    /// (`docker network create -d netd -o netd.network=NAME`).
+    #[serde(default)]
+    pub docker_id: Option<String>,
 }
 
 /// An endpoint is written `Pending` before the kernel is touched and `Active` once the

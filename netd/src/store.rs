@@ -153,6 +153,7 @@ mod tests {
             options: Default::default(),
             predefined: true,
             docker: false,
+            docker_id: None,
         }
     }
 

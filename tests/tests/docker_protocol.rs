@@ -356,3 +356,68 @@ fn bad_plugin_calls_get_the_protocols_error_and_change_nothing() {
     ok(&h, "Plugin.Activate", json!({}));
     h.netd_ok(&["network", "ls"]);
 }
+
+/// `docker network create -d netd -o netd.network=NAME` lets Docker use a network made with
+/// `netd network create`: Docker's endpoints land in it, and Docker removing its network
+/// leaves netd's. A Docker view that does not match (another subnet) is refused.
+#[test]
+fn docker_adopts_a_network_made_with_netd() {
+    let h = TestHost::started();
+    h.create_network("shared", 2, &[]);
+    let subnet = h.subnet(2);
+    let gateway = format!("{}/24", h.addr(2, 1));
+    let adopt = |pool: &str| {
+        json!({
+            "NetworkID": NETWORK_ID,
+            "Options": {"com.docker.network.generic": {"netd.network": "shared"}},
+            "IPv4Data": [{"AddressSpace": "x", "Pool": pool, "Gateway": gateway}],
+        })
+        .to_string()
+    };
+    let (_, message) = refused(&h, "NetworkDriver.CreateNetwork", &adopt(&h.subnet(3)));
+    assert!(message.contains("--subnet"), "{message}");
+    ok(
+        &h,
+        "NetworkDriver.CreateNetwork",
+        serde_json::from_str(&adopt(&subnet)).unwrap(),
+    );
+    let names = h.network_names();
+    assert!(
+        names.contains(&"shared".to_string()) && names.len() == 4,
+        "no second network: {names:?}"
+    );
+    h.netd_refused(&["network", "rm", "shared"], "in use by Docker");
+
+    let address = format!("{}/24", h.addr(2, 9));
+    ok(
+        &h,
+        "NetworkDriver.CreateEndpoint",
+        json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID, "Interface": {"Address": address}}),
+    );
+    let ns = format!("{}-dock", h.id);
+    h.must(&["ip", "netns", "add", &ns]);
+    ok(
+        &h,
+        "NetworkDriver.Join",
+        json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID, "SandboxKey": format!("/run/netns/{ns}")}),
+    );
+    let containers = h.inspect("shared")["Containers"].clone();
+    assert!(
+        containers.to_string().contains(&address),
+        "Docker's endpoint is in netd's network: {containers}"
+    );
+    for method in ["NetworkDriver.Leave", "NetworkDriver.DeleteEndpoint"] {
+        ok(
+            &h,
+            method,
+            json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID}),
+        );
+    }
+    ok(
+        &h,
+        "NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": NETWORK_ID}),
+    );
+    assert!(h.network_names().contains(&"shared".to_string()));
+    h.netd_ok(&["network", "rm", "shared"]);
+}

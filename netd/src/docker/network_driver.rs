@@ -22,6 +22,8 @@ const GENERIC: &str = "com.docker.network.generic";
 const ENABLE_IPV6: &str = "com.docker.network.enable_ipv6";
 const INTERNAL: &str = "com.docker.network.internal";
 const PORT_MAP: &str = "com.docker.network.portmap";
+/// `-o netd.network=NAME`: use the existing netd network NAME.
+const ADOPT: &str = "netd.network";
 
 pub(super) fn routes() -> Router<Plugin> {
     Router::new()
@@ -111,7 +113,7 @@ fn docker_network(req: CreateNetwork) -> Result<DockerNetwork, PluginError> {
         .iter()
         .map(|(name, ip)| Ok((name.clone(), parse_address(ip, "aux address")?)))
         .collect::<Result<_, PluginError>>()?;
-    let options: BTreeMap<String, String> = match req.options.get(GENERIC) {
+    let mut options: BTreeMap<String, String> = match req.options.get(GENERIC) {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(map)) => map
             .iter()
@@ -126,7 +128,9 @@ fn docker_network(req: CreateNetwork) -> Result<DockerNetwork, PluginError> {
             )))
         }
     };
+    let adopt = options.remove(ADOPT);
     Ok(DockerNetwork {
+        adopt,
         id: req.network_id,
         subnet,
         gateway,

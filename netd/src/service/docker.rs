@@ -31,6 +31,8 @@ pub struct DockerNetwork {
     pub internal: bool,
     /// The `-o` options of `docker network create`.
     pub options: BTreeMap<String, String>,
+    /// `-o netd.network=NAME`: Docker uses this existing netd network instead of a new one.
+    pub adopt: Option<String>,
 }
 
 /// A Docker endpoint that is not joined to a sandbox: its address is held, nothing else.
@@ -70,6 +72,9 @@ impl Service {
     pub async fn docker_create_network(&self, req: DockerNetwork) -> Result<()> {
         check_id("network", &req.id)?;
         let mut inner = self.inner.lock().await;
+        if let Some(name) = &req.adopt {
+            return inner.adopt(name, &req);
+        }
         if let Some(existing) = inner.state.networks.get(&req.id) {
             // Docker may repeat a create it did not see answered.
             let same = existing.ipam.as_ref().map(|p| p.subnet) == Some(req.subnet);
@@ -100,9 +105,18 @@ impl Service {
     }
 
     /// Gives a Docker network Docker's name, unless a netd network has that name already.
+    /// An adopted network keeps netd's name.
     pub async fn docker_name_network(&self, id: &str, name: &str) -> Result<()> {
         super::networks::check_name("network", name)?;
         let mut inner = self.inner.lock().await;
+        if inner
+            .state
+            .networks
+            .values()
+            .any(|n| n.docker_id.as_deref() == Some(id))
+        {
+            return Ok(());
+        }
         if inner.state.networks.values().any(|n| n.name == name) {
             return Err(Error::Conflict(format!(
                 "network name {name} is taken: Docker network {id} keeps its short id as name"
@@ -133,13 +147,21 @@ impl Service {
             .collect()
     }
 
-    /// Deleting a network netd does not have succeeds: Docker retries deletes.
+    /// Deleting a network netd does not have succeeds: Docker retries deletes. An adopted
+    /// network stays in netd; Docker just stops using it.
     pub async fn docker_delete_network(&self, id: &str) -> Result<()> {
         let mut inner = self.inner.lock().await;
-        let Some(network) = inner.state.networks.get(id).cloned() else {
+        let Some(mut network) = inner.docker_network(id).ok().cloned() else {
             return Ok(());
         };
-        inner.remove_network(&network).await
+        if network.docker {
+            return inner.remove_network(&network).await;
+        }
+        network.docker_id = None;
+        inner.store.commit(&[Change::PutNetwork(&network)])?;
+        tracing::info!(name = network.name, "Docker no longer uses the network");
+        inner.state.networks.insert(network.id.clone(), network);
+        Ok(())
     }
 
     /// Holds the endpoint's address (Docker's IPAM chose it; netd picks one when Docker did
@@ -346,13 +368,64 @@ impl Service {
 }
 
 impl Inner {
-    /// A network Docker may drive: one of netd's bridge networks, by exact id.
+    /// A network Docker may drive: a bridge network Docker created or adopted, by the id
+    /// Docker knows it by.
     fn docker_network(&self, id: &str) -> Result<&Network> {
         self.state
             .networks
             .get(id)
+            .filter(|n| n.docker)
+            .or_else(|| {
+                self.state
+                    .networks
+                    .values()
+                    .find(|n| n.docker_id.as_deref() == Some(id))
+            })
             .filter(|n| n.driver == Driver::Bridge)
             .ok_or_else(|| Error::NotFound(format!("network {id} not found")))
+    }
+
+    /// Lets Docker use the netd network `name` under Docker's id. Docker's view must match
+    /// netd's: same subnet, gateway and internal flag; the rest of the settings are netd's.
+    fn adopt(&mut self, name: &str, req: &DockerNetwork) -> Result<()> {
+        let mut network = self.network(name)?.clone();
+        if network.docker_id.as_deref() == Some(req.id.as_str()) {
+            return Ok(());
+        }
+        let pool = match (&network.ipam, network.driver, network.docker) {
+            (Some(pool), Driver::Bridge, false) => pool.clone(),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "network {name} cannot be adopted: only bridge networks made with netd can"
+                )))
+            }
+        };
+        if let Some(other) = &network.docker_id {
+            return Err(Error::Conflict(format!(
+                "network {name} is already used by Docker network {other}"
+            )));
+        }
+        if (pool.subnet, pool.gateway, network.internal) != (req.subnet, req.gateway, req.internal)
+        {
+            return Err(Error::Invalid(format!(
+                "network {name} has subnet {}, gateway {}{}: create the Docker network with the same --subnet, --gateway{}",
+                pool.subnet,
+                pool.gateway,
+                if network.internal { ", internal" } else { "" },
+                if network.internal { " and --internal" } else { "" },
+            )));
+        }
+        if !req.options.is_empty() {
+            return Err(Error::Invalid(format!(
+                "an adopted network keeps netd's options; drop {}",
+                req.options.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        network.docker_id = Some(req.id.clone());
+        self.store.commit(&[Change::PutNetwork(&network)])?;
+        tracing::info!(name, docker_id = req.id, "Docker uses the network");
+        self.state.networks.insert(network.id.clone(), network);
+        Ok(())
     }
 
     /// The host side of the endpoint, in the dataplane; the peer left for Docker to move.
@@ -388,7 +461,12 @@ impl Inner {
             .get(endpoint_id)
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("endpoint {endpoint_id} is not joined")))?;
-        let network = self.docker_network(&endpoint.network_id)?.clone();
+        let network = self
+            .state
+            .networks
+            .get(&endpoint.network_id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("endpoint {endpoint_id} has no network"))?;
         // The endpoint's own current ports must not conflict with their replacements.
         let current = std::mem::take(&mut endpoint.ports);
         self.state

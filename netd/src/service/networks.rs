@@ -28,9 +28,9 @@ impl Service {
     pub async fn remove_network(&self, name: &str) -> Result<()> {
         let mut inner = self.inner.lock().await;
         let network = inner.network(name)?.clone();
-        if network.docker {
+        if network.docker || network.docker_id.is_some() {
             return Err(Error::Conflict(format!(
-                "network {} belongs to Docker: remove it with `docker network rm`",
+                "network {} is in use by Docker: remove it with `docker network rm` first",
                 network.name
             )));
         }
@@ -44,7 +44,12 @@ impl Service {
             .state
             .networks
             .values()
-            .filter(|n| !n.predefined && !n.docker && inner.endpoints_of(&n.id).next().is_none())
+            .filter(|n| {
+                !n.predefined
+                    && !n.docker
+                    && n.docker_id.is_none()
+                    && inner.endpoints_of(&n.id).next().is_none()
+            })
             .cloned()
             .collect();
         let mut report = PruneReport::default();
@@ -204,6 +209,7 @@ impl Inner {
         let network = Network {
             id,
             docker,
+            docker_id: None,
             name: req.name,
             driver,
             net_id,
