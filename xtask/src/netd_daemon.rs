@@ -113,6 +113,11 @@ impl NetdDaemon {
         self.process.as_ref().map(Background::pid)
     }
 
+    /// The daemon's API socket (e.g. for a CNI config that names it).
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.process
             .as_mut()

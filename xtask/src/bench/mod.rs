@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: netd c2c against a bare veth pair (the floor) and a Docker-style
 //! bridge with iptables, measured side by side in one run; then the NAT benchmarks (published
-//! ports and masquerade, see nat/); appends to bench/RESULTS.md. `--only c2c|nat` runs one part.
+//! ports and masquerade, see nat/) and the container-engine benchmarks (docker run and podman run
+//! with netd's Docker and CNI plugins, see engines/); appends to bench/RESULTS.md.
+//! `--only c2c|nat|engines` runs one part.
 //!
 //! Each topology is two namespaces (client, server) named `ndb-<pid>-…`; traffic never leaves them.
 //! Measurements are interleaved (round 1: floor, bridge, netd; round 2: …) so that drift in the
@@ -9,6 +11,7 @@
 
 mod bridge;
 mod chart;
+mod engines;
 mod floor;
 mod machine;
 mod measure;
@@ -47,7 +50,8 @@ pub struct Options {
     /// Print the results but do not touch bench/.
     #[arg(long)]
     no_write: bool,
-    /// Run only one part: `c2c` (container to container) or `nat` (published ports, masquerade).
+    /// Run only one part: `c2c` (container to container), `nat` (published ports, masquerade)
+    /// or `engines` (docker run / podman run with netd's Docker and CNI plugins).
     #[arg(long, value_enum)]
     only: Option<Part>,
     /// The N of "N published ports" for the NAT scale runs (at most 100,000).
@@ -57,12 +61,16 @@ pub struct Options {
     /// Timed new connections per N and round in the NAT scale runs.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(10..=5000))]
     nat_connects: u32,
+    /// Containers per side and round for the `docker run` and `podman run` latencies.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+    engine_containers: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Part {
     C2c,
     Nat,
+    Engines,
 }
 
 impl Options {
@@ -107,11 +115,7 @@ pub fn run(options: &Options) -> Result<()> {
         // Ascending, so the largest N is the one still published at the end (for its footprint).
         port_counts.sort_unstable();
         port_counts.dedup();
-        let netd_bin = match &netd_bin {
-            _ if options.skip_netd => Err(anyhow::anyhow!("skipped (--skip-netd)")),
-            Ok(bin) => Ok(bin.clone()),
-            Err(error) => Err(anyhow::anyhow!("{error:#}")),
-        };
+        let netd_bin = netd_unless_skipped(&netd_bin, options);
         Some(nat::run(&nat::Settings {
             prefix: &prefix,
             work_dir: &work_dir.0,
@@ -120,6 +124,18 @@ pub fn run(options: &Options) -> Result<()> {
             seconds: options.seconds,
             port_counts: &port_counts,
             connects: options.nat_connects,
+        })?)
+    } else {
+        None
+    };
+    let engines = if options.runs(Part::Engines) {
+        let netd_bin = netd_unless_skipped(&netd_bin, options);
+        Some(engines::run(&engines::Settings {
+            prefix: &prefix,
+            work_dir: &work_dir.0,
+            netd_bin: &netd_bin,
+            rounds: options.rounds,
+            containers: options.engine_containers,
         })?)
     } else {
         None
@@ -133,6 +149,7 @@ pub fn run(options: &Options) -> Result<()> {
         seconds: options.seconds,
         c2c,
         nat,
+        engines,
     };
     write_results(&results, options)?;
     println!("xtask bench finished in {} s", started.elapsed().as_secs());
@@ -209,6 +226,15 @@ fn run_c2c(
         connect,
         prog_cost,
     })
+}
+
+/// The netd binary for a part, or why that part's netd side is not measured.
+fn netd_unless_skipped(netd_bin: &Result<PathBuf>, options: &Options) -> Result<PathBuf> {
+    match netd_bin {
+        _ if options.skip_netd => Err(anyhow::anyhow!("skipped (--skip-netd)")),
+        Ok(bin) => Ok(bin.clone()),
+        Err(error) => Err(anyhow::anyhow!("{error:#}")),
+    }
 }
 
 /// Builds netd and checks that its daemon exists yet; the error goes into the netd part only.
@@ -331,6 +357,7 @@ fn write_results(results: &Results, options: &Options) -> Result<()> {
     let charts = report::Charts {
         c2c: format!("{stamp}-c2c.svg"),
         nat: format!("{stamp}-nat.svg"),
+        engines: format!("{stamp}-engines.svg"),
     };
     println!("\n{}", report::section(results, &charts));
     if options.no_write {
@@ -351,6 +378,15 @@ fn write_results(results: &Results, options: &Options) -> Result<()> {
         std::fs::write(&path, nat::chart::svg(nat, &results.date, &results.time))
             .with_context(|| format!("cannot write {}", path.display()))?;
         written.push(format!("bench/{}", charts.nat));
+    }
+    if let Some(engines) = &results.engines {
+        let path = bench_dir.join(&charts.engines);
+        std::fs::write(
+            &path,
+            engines::chart::svg(engines, &results.date, &results.time),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(format!("bench/{}", charts.engines));
     }
     report::append(results, &bench_dir.join("RESULTS.md"), &charts)?;
     println!("wrote {}", written.join(", "));

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use super::nat;
 use super::results::{C2cResults, Metric, Results};
 use super::topology::Kind;
+use super::{engines, nat};
 
 /// Targets from the issue, stated next to the numbers.
 const SMALL_PACKET_VS_FLOOR: f64 = 0.95;
@@ -26,6 +26,7 @@ the rounds, with the three topologies interleaved within each round.\n";
 pub struct Charts {
     pub c2c: String,
     pub nat: String,
+    pub engines: String,
 }
 
 pub fn append(results: &Results, results_md: &Path, charts: &Charts) -> Result<()> {
@@ -53,14 +54,21 @@ pub fn section(results: &Results, charts: &Charts) -> String {
     );
     match &results.c2c {
         Some(c2c) => md.push_str(&c2c_part(c2c, &charts.c2c)),
-        None => md.push_str("Container-to-container part: not run (`--only nat`).\n"),
+        None => md.push_str("Container-to-container part: not run (`--only` another part).\n"),
     }
     match &results.nat {
         Some(nat) => {
             md.push('\n');
             md.push_str(&nat::report::section(nat, &charts.nat));
         }
-        None => md.push_str("\nNAT part: not run (`--only c2c`).\n"),
+        None => md.push_str("\nNAT part: not run (`--only` another part).\n"),
+    }
+    match &results.engines {
+        Some(engines) => {
+            md.push('\n');
+            md.push_str(&engines::report::section(engines, &charts.engines));
+        }
+        None => md.push_str("\nContainer-engine part: not run (`--only` another part).\n"),
     }
     md
 }

@@ -1,5 +1,6 @@
 //! Everything one bench run measured, including what it could not measure and why.
 
+use super::engines::EnginesResults;
 use super::machine::Machine;
 use super::nat::NatResults;
 use super::prog_cost::Case;
@@ -110,6 +111,7 @@ pub struct Results {
     pub seconds: u32,
     pub c2c: Option<C2cResults>,
     pub nat: Option<NatResults>,
+    pub engines: Option<EnginesResults>,
 }
 
 impl Results {
@@ -117,5 +119,9 @@ impl Results {
     pub fn has_failures(&self) -> bool {
         self.c2c.as_ref().is_some_and(C2cResults::has_failures)
             || self.nat.as_ref().is_some_and(NatResults::has_failures)
+            || self
+                .engines
+                .as_ref()
+                .is_some_and(EnginesResults::has_failures)
     }
 }
