@@ -1,5 +1,6 @@
 //! A throwaway netd daemon with its own state dir, socket and bpffs pins, driven through the CLI.
 //! Used by the demo and the bench; it stops the daemon by PID and removes its files when dropped.
+//! How it waits for the daemon and reports its log serves the bench's dockerd too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,8 +74,22 @@ impl NetdDaemon {
             .arg(&daemon.bpffs)
             .args(extra_args);
         let log = daemon.work_dir.join("daemon.log");
-        daemon.process = Some(Background::spawn("netd daemon", &mut command, &log)?);
-        daemon.wait_until_ready()?;
+        let mut process = Background::spawn("netd daemon", &mut command, &log)?;
+        // Polls for the socket and a successful `network ls`, as the contract describes readiness.
+        let ready = wait_until_ready(
+            "daemon",
+            &mut process,
+            READY_TIMEOUT,
+            Duration::from_millis(100),
+            || {
+                daemon.socket.exists()
+                    && cmd::succeeds(&mut daemon.cli_command(&["network", "ls", "-q"]))
+            },
+            |error| daemon.with_log(error),
+        );
+        // Held before failing, so that Drop stops it.
+        daemon.process = Some(process);
+        ready?;
         Ok(daemon)
     }
 
@@ -130,37 +145,15 @@ impl NetdDaemon {
         command
     }
 
-    /// Polls for the socket and a successful `network ls`, as the contract describes readiness.
-    fn wait_until_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            interrupt::check()?;
-            if let Some(Err(exited)) = self.process.as_mut().map(Background::ensure_running) {
-                return Err(self.with_log(exited));
-            }
-            if self.socket.exists()
-                && cmd::succeeds(&mut self.cli_command(&["network", "ls", "-q"]))
-            {
-                println!("daemon is ready");
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(self.with_log(anyhow!("daemon not ready after {READY_TIMEOUT:?}")));
-            }
-            sleep(Duration::from_millis(100));
-        }
-    }
-
     /// Adds the end of the daemon's log to an error: the log is the only clue when the daemon fails.
     pub fn with_log(&self, error: anyhow::Error) -> anyhow::Error {
-        let log = std::fs::read_to_string(self.work_dir.join("daemon.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        if tail.is_empty() {
-            error
-        } else {
-            error.context(format!("daemon log (last lines):\n{tail}"))
-        }
+        with_log_tail(
+            error,
+            "daemon",
+            &self.work_dir.join("daemon.log"),
+            20,
+            |_| true,
+        )
     }
 
     /// Stops the daemon (SIGTERM by PID, SIGKILL after 10 s). Idempotent.
@@ -168,6 +161,51 @@ impl NetdDaemon {
         if let Some(mut process) = self.process.take() {
             process.stop(Duration::from_secs(10));
         }
+    }
+}
+
+/// Polls until `answers` holds, every `poll`. Fails through `with_log` if `process` exits first
+/// or after `timeout`; not on Ctrl-C, which is no fault of the daemon.
+pub fn wait_until_ready(
+    name: &str,
+    process: &mut Background,
+    timeout: Duration,
+    poll: Duration,
+    answers: impl Fn() -> bool,
+    with_log: impl Fn(anyhow::Error) -> anyhow::Error,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        interrupt::check()?;
+        if let Err(exited) = process.ensure_running() {
+            return Err(with_log(exited));
+        }
+        if answers() {
+            println!("{name} is ready");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(with_log(anyhow!("{name} not ready after {timeout:?}")));
+        }
+        sleep(poll);
+    }
+}
+
+/// Adds the last `count` lines of `log` that `keep` accepts to an error, as `name`'s log.
+pub fn with_log_tail(
+    error: anyhow::Error,
+    name: &str,
+    log: &Path,
+    count: usize,
+    keep: impl Fn(&str) -> bool,
+) -> anyhow::Error {
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().filter(|line| keep(line)).collect();
+    let tail = lines[lines.len().saturating_sub(count)..].join("\n");
+    if tail.is_empty() {
+        error
+    } else {
+        error.context(format!("{name} log (last lines):\n{tail}"))
     }
 }
 

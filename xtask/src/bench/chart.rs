@@ -1,4 +1,5 @@
-//! A small hand-written SVG bar chart: one panel per metric, one bar per topology.
+//! A small hand-written SVG bar chart: one panel per metric, one bar per topology; and the
+//! pieces the NAT and engines charts draw with too.
 //! Hand-written because three panels of bars do not justify a plotting dependency.
 
 use std::fmt::Write as _;
@@ -13,35 +14,32 @@ const BOTTOM: f64 = 50.0;
 const BAR_WIDTH: f64 = 60.0;
 const PANELS: [Metric; 3] = [Metric::UdpKpps, Metric::TcpGbps, Metric::RttP50Us];
 
+/// One colour per role in every chart, so that the charts read alike.
+pub const BASELINE_COLOR: &str = "#e69f00";
+pub const NETD_COLOR: &str = "#0072b2";
+pub const FLOOR_COLOR: &str = "#8c8c8c";
+
 fn color(kind: Kind) -> &'static str {
     match kind {
-        Kind::Floor => "#8c8c8c",
-        Kind::Bridge => "#e69f00",
-        Kind::Netd => "#0072b2",
+        Kind::Floor => FLOOR_COLOR,
+        Kind::Bridge => BASELINE_COLOR,
+        Kind::Netd => NETD_COLOR,
     }
 }
 
 pub fn svg(results: &Results, c2c: &C2cResults) -> String {
-    let width = PANEL_WIDTH * PANELS.len() as f64;
-    let height = TOP + PANEL_HEIGHT + BOTTOM;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    let title = format!(
+        "netd c2c vs. baselines, {} {} UTC (medians; higher is better except RTT)",
+        results.date, results.time
     );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">netd c2c vs. baselines, {} {} UTC (medians; higher is better except RTT)</text>"#,
-        width / 2.0,
-        results.date,
-        results.time
-    );
-    for (index, metric) in PANELS.into_iter().enumerate() {
-        panel(&mut svg, c2c, metric, index as f64 * PANEL_WIDTH);
-    }
-    svg.push_str("</svg>\n");
-    svg
+    let layout = Layout {
+        panel_width: PANEL_WIDTH,
+        height: TOP + PANEL_HEIGHT + BOTTOM,
+        legend: &[],
+    };
+    side_by_side(&title, &layout, &PANELS, |svg, &metric, left| {
+        panel(svg, c2c, metric, left)
+    })
 }
 
 fn panel(svg: &mut String, results: &C2cResults, metric: Metric, left: f64) {
@@ -52,53 +50,151 @@ fn panel(svg: &mut String, results: &C2cResults, metric: Metric, left: f64) {
         .map(|&kind| (kind, results.median(kind, metric)))
         .collect();
     let max = values.iter().filter_map(|(_, v)| *v).fold(0.0, f64::max);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"#,
-        left + PANEL_WIDTH / 2.0,
-        TOP,
-        escape(metric.title())
-    );
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{}" y1="{baseline}" x2="{}" y2="{baseline}" stroke="#333"/>"##,
-        left + 20.0,
-        left + PANEL_WIDTH - 20.0
-    );
+    panel_title(svg, left + PANEL_WIDTH / 2.0, TOP, metric.title());
+    axis(svg, left + 20.0, left + PANEL_WIDTH - 20.0, baseline);
     let slot = (PANEL_WIDTH - 40.0) / values.len() as f64;
     for (i, (kind, value)) in values.iter().enumerate() {
         let center = left + 20.0 + slot * (i as f64 + 0.5);
         let label = match value {
             Some(value) if max > 0.0 => {
                 let bar_height = value / max * (plot_height - 20.0);
-                let _ = writeln!(
+                let decimals = metric.decimals();
+                let shape = BarShape {
+                    center,
+                    width: BAR_WIDTH,
+                    height: bar_height,
+                };
+                bar(
                     svg,
-                    r#"<rect x="{}" y="{}" width="{BAR_WIDTH}" height="{bar_height}" fill="{}"/>"#,
-                    center - BAR_WIDTH / 2.0,
-                    baseline - bar_height,
-                    color(*kind)
-                );
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{center}" y="{}" text-anchor="middle">{:.*}</text>"#,
-                    baseline - bar_height - 5.0,
-                    metric.decimals(),
-                    value
+                    &shape,
+                    baseline,
+                    color(*kind),
+                    &format!("{value:.decimals$}"),
                 );
                 kind.label().to_string()
             }
             _ => format!("{} (n/a)", kind.label()),
         };
-        let _ = writeln!(
-            svg,
-            r#"<text x="{center}" y="{}" text-anchor="middle">{}</text>"#,
-            baseline + 18.0,
-            escape(&label)
-        );
+        bar_label(svg, center, baseline, &label);
     }
 }
 
-fn escape(text: &str) -> String {
+/// The frame of a chart: how wide each panel is, how high the chart, and the legend's
+/// (label, colour) items.
+pub struct Layout<'a> {
+    pub panel_width: f64,
+    pub height: f64,
+    pub legend: &'a [(&'a str, &'a str)],
+}
+
+/// A whole chart: the title, the legend and `panels` side by side, each drawn by `draw` from its
+/// left edge.
+pub fn side_by_side<P>(
+    title: &str,
+    layout: &Layout,
+    panels: &[P],
+    draw: impl Fn(&mut String, &P, f64),
+) -> String {
+    let width = layout.panel_width * panels.len() as f64;
+    let mut svg = String::new();
+    begin(&mut svg, width, layout.height, title);
+    legend(&mut svg, width, layout.legend);
+    for (index, panel) in panels.iter().enumerate() {
+        draw(&mut svg, panel, index as f64 * layout.panel_width);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Opens an SVG on a white background with `title` centred on top.
+fn begin(svg: &mut String, width: f64, height: f64, title: &str) {
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+        width / 2.0,
+        escape(title)
+    );
+}
+
+/// A row of colour swatches with their labels, centred under the title.
+fn legend(svg: &mut String, width: f64, items: &[(&str, &str)]) {
+    // About 7 px per character at font-size 12, plus the swatch and a gap.
+    let widths: Vec<f64> = items
+        .iter()
+        .map(|(label, _)| label.len() as f64 * 7.0 + 40.0)
+        .collect();
+    let mut x = (width - widths.iter().sum::<f64>()) / 2.0;
+    for ((label, color), item_width) in items.iter().zip(widths) {
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x}" y="34" width="12" height="12" fill="{color}"/><text x="{}" y="45">{}</text>"#,
+            x + 16.0,
+            escape(label)
+        );
+        x += item_width;
+    }
+}
+
+/// A panel's bold title, centred at `center`.
+pub fn panel_title(svg: &mut String, center: f64, y: f64, title: &str) {
+    let _ = writeln!(
+        svg,
+        r#"<text x="{center}" y="{y}" text-anchor="middle" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+}
+
+/// The line the bars stand on.
+pub fn axis(svg: &mut String, from: f64, to: f64, baseline: f64) {
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{from}" y1="{baseline}" x2="{to}" y2="{baseline}" stroke="#333"/>"##
+    );
+}
+
+/// Where a bar stands: its centre, width and height above the baseline.
+pub struct BarShape {
+    pub center: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// A bar on `baseline` with `value` written above it.
+pub fn bar(svg: &mut String, shape: &BarShape, baseline: f64, color: &str, value: &str) {
+    let BarShape {
+        center,
+        width,
+        height,
+    } = *shape;
+    let _ = writeln!(
+        svg,
+        r#"<rect x="{}" y="{}" width="{width}" height="{height}" fill="{color}"/>"#,
+        center - width / 2.0,
+        baseline - height
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{center}" y="{}" text-anchor="middle">{value}</text>"#,
+        baseline - height - 5.0
+    );
+}
+
+/// What a bar stands for, under the baseline.
+pub fn bar_label(svg: &mut String, center: f64, baseline: f64, label: &str) {
+    let _ = writeln!(
+        svg,
+        r#"<text x="{center}" y="{}" text-anchor="middle">{}</text>"#,
+        baseline + 18.0,
+        escape(label)
+    );
+}
+
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -17,11 +17,13 @@ mod machine;
 mod measure;
 mod nat;
 mod netd;
+mod procfs;
 mod prog_cost;
 mod report;
 mod results;
 mod stats;
 mod topology;
+mod uplink;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

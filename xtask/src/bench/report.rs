@@ -197,7 +197,7 @@ fn target(metric: Metric, floor: Option<f64>, bridge: Option<f64>, netd: Option<
     }
 }
 
-fn verdict(met: bool) -> &'static str {
+pub fn verdict(met: bool) -> &'static str {
     if met {
         "met"
     } else {
@@ -206,6 +206,23 @@ fn verdict(met: bool) -> &'static str {
 }
 
 /// Error chains may span lines; a Markdown list item must not.
-fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A table cell: the value with `decimals`, or a dash if it was not measured.
+pub fn cell(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("—".to_string(), |v| format!("{v:.decimals$}"))
+}
+
+/// The "Notes:" list of the NAT and engines parts, if they have notes or errors.
+pub fn notes_list(md: &mut String, notes: &[String], errors: &[String]) {
+    if notes.is_empty() && errors.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "Notes:\n");
+    for line in notes.iter().chain(errors) {
+        let _ = writeln!(md, "- {}", one_line(line));
+    }
+    let _ = writeln!(md);
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::report::growth_mib;
 use super::results::{Case, EnginesResults, Side};
+use crate::bench::chart::{self, BarShape, Layout, BASELINE_COLOR, NETD_COLOR};
 use crate::bench::stats::median;
 
 const PANEL_WIDTH: f64 = 300.0;
@@ -12,8 +13,6 @@ const PLOT_TOP: f64 = 80.0;
 const PLOT_HEIGHT: f64 = 240.0;
 const HEIGHT: f64 = 370.0;
 const BAR_WIDTH: f64 = 56.0;
-const BASELINE_COLOR: &str = "#e69f00";
-const NETD_COLOR: &str = "#0072b2";
 
 struct Bar {
     label: &'static str,
@@ -68,51 +67,25 @@ pub fn svg(engines: &EnginesResults, date: &str, time: &str) -> String {
         ],
         decimals: 1,
     });
-    let width = PANEL_WIDTH * panels.len() as f64;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+    let title = format!(
+        "Container start with netd vs. Docker's bridge / CNI bridge, {date} {time} UTC (bars p50, \
+         ticks p90; lower is better)"
     );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">Container start with netd vs. Docker's bridge / CNI bridge, {date} {time} UTC (bars p50, ticks p90; lower is better)</text>"#,
-        width / 2.0
-    );
-    legend(&mut svg, width);
-    for (index, panel) in panels.iter().enumerate() {
-        draw(&mut svg, panel, index as f64 * PANEL_WIDTH);
-    }
-    svg.push_str("</svg>\n");
-    svg
+    let layout = Layout {
+        panel_width: PANEL_WIDTH,
+        height: HEIGHT,
+        legend: &[
+            ("Docker bridge / podman CNI bridge", BASELINE_COLOR),
+            ("netd", NETD_COLOR),
+        ],
+    };
+    chart::side_by_side(&title, &layout, &panels, draw)
 }
 
 fn color(side: Side) -> &'static str {
     match side {
         Side::Baseline => BASELINE_COLOR,
         Side::Netd => NETD_COLOR,
-    }
-}
-
-fn legend(svg: &mut String, width: f64) {
-    let items = [
-        ("Docker bridge / podman CNI bridge", BASELINE_COLOR),
-        ("netd", NETD_COLOR),
-    ];
-    let widths: Vec<f64> = items
-        .iter()
-        .map(|(label, _)| label.len() as f64 * 7.0 + 40.0)
-        .collect();
-    let mut x = (width - widths.iter().sum::<f64>()) / 2.0;
-    for ((label, color), item_width) in items.into_iter().zip(widths) {
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{x}" y="34" width="12" height="12" fill="{color}"/><text x="{}" y="45">{}</text>"#,
-            x + 16.0,
-            escape(label)
-        );
-        x += item_width;
     }
 }
 
@@ -131,38 +104,26 @@ fn draw(svg: &mut String, panel: &Panel, left: f64) {
             0.0
         }
     };
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"#,
-        left + PANEL_WIDTH / 2.0,
-        PLOT_TOP - 10.0,
-        escape(panel.title)
-    );
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{}" y1="{baseline}" x2="{}" y2="{baseline}" stroke="#333"/>"##,
-        left + 20.0,
-        left + PANEL_WIDTH - 20.0
-    );
+    chart::panel_title(svg, left + PANEL_WIDTH / 2.0, PLOT_TOP - 10.0, panel.title);
+    chart::axis(svg, left + 20.0, left + PANEL_WIDTH - 20.0, baseline);
     let slot = (PANEL_WIDTH - 40.0) / panel.bars.len().max(1) as f64;
     for (index, bar) in panel.bars.iter().enumerate() {
         let center = left + 20.0 + slot * (index as f64 + 0.5);
         match bar.value {
             Some(value) => {
                 let h = height_of(value);
-                let _ = writeln!(
+                let decimals = panel.decimals;
+                let shape = BarShape {
+                    center,
+                    width: BAR_WIDTH,
+                    height: h,
+                };
+                chart::bar(
                     svg,
-                    r#"<rect x="{}" y="{}" width="{BAR_WIDTH}" height="{h}" fill="{}"/>"#,
-                    center - BAR_WIDTH / 2.0,
-                    baseline - h,
-                    bar.color
-                );
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{center}" y="{}" text-anchor="middle">{:.*}</text>"#,
-                    baseline - h - 5.0,
-                    panel.decimals,
-                    value
+                    &shape,
+                    baseline,
+                    bar.color,
+                    &format!("{value:.decimals$}"),
                 );
                 // The p90 as a whisker along the bar's right edge, clear of the p50's label.
                 if let Some(tick) = bar.tick {
@@ -193,19 +154,8 @@ fn draw(svg: &mut String, panel: &Panel, left: f64) {
                 );
             }
         }
-        let _ = writeln!(
-            svg,
-            r#"<text x="{center}" y="{}" text-anchor="middle">{}</text>"#,
-            baseline + 18.0,
-            escape(bar.label)
-        );
+        chart::bar_label(svg, center, baseline, bar.label);
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

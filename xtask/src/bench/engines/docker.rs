@@ -10,26 +10,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
-use super::exec;
+use super::exec::{EngineCli, CALL_TIMEOUT, REMOVE_TIMEOUT};
 use super::host;
+use crate::bench::procfs::rss_mib;
+use crate::netd_daemon::{wait_until_ready, with_log_tail};
 use crate::netns::Netns;
 use crate::process::Background;
-use crate::{cmd, interrupt};
 
 const DOCKERD: &str = "/usr/sbin/dockerd";
 const DOCKER: &str = "/usr/bin/docker";
 const SYSTEM_CONTAINERD: &str = "/run/containerd/containerd.sock";
 /// dockerd's start (containerd included) on a slow machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Any one docker CLI call; a container start normally takes well under a second.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Removing many containers at once (each with up to 200 docker-proxy processes).
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(180);
 
 pub struct Dockerd {
     dir: PathBuf,
@@ -79,8 +75,21 @@ impl Dockerd {
             .args(["--storage-driver", "vfs", "--bip", bip])
             .args(["--cgroup-parent", cgroup_parent]);
         let log = dockerd.dir.join("dockerd.log");
-        dockerd.process = Some(Background::spawn("dockerd", &mut command, &log)?);
-        dockerd.wait_until_ready()?;
+        let mut process = Background::spawn("dockerd", &mut command, &log)?;
+        let ready = wait_until_ready(
+            "dockerd",
+            &mut process,
+            READY_TIMEOUT,
+            Duration::from_millis(200),
+            || {
+                dockerd.socket.exists()
+                    && dockerd.call(&["version"], Duration::from_secs(10)).is_ok()
+            },
+            |error| dockerd.explain(error),
+        );
+        // Held before failing, so that Drop stops it.
+        dockerd.process = Some(process);
+        ready?;
         Ok(dockerd)
     }
 
@@ -90,73 +99,6 @@ impl Dockerd {
 
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(Background::pid)
-    }
-
-    /// `/usr/bin/docker -H unix://<socket> <args>`.
-    fn command<I, S>(&self, args: I) -> Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<std::ffi::OsStr>,
-    {
-        let mut command = Command::new(DOCKER);
-        command
-            .arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args);
-        command
-    }
-
-    /// Runs `docker <args>` silently, bounded; errors name it without `-H`.
-    fn call(&self, args: &[&str], timeout: Duration) -> Result<exec::Finished> {
-        let label = format!("docker {}", args.join(" "));
-        exec::run(&mut self.command(args), &label, timeout)
-    }
-
-    /// Like `call`, also after Ctrl-C: cleanup must still run.
-    fn cleanup_call(&self, args: &[&str], timeout: Duration) -> Result<exec::Finished> {
-        let label = format!("docker {}", args.join(" "));
-        exec::run_anyway(&mut self.command(args), &label, timeout)
-    }
-
-    /// A setup step: printed, bounded, with dockerd's log on failure.
-    pub fn cli(&self, args: &[&str]) -> Result<String> {
-        println!("$ {}", cmd::display(&self.command(args)));
-        let stdout = self
-            .call(args, CALL_TIMEOUT)
-            .map_err(|e| self.with_log(e))?
-            .stdout;
-        if !stdout.is_empty() {
-            println!("{stdout}");
-        }
-        Ok(stdout)
-    }
-
-    /// `docker run -d <args>`, timed (wall time of the CLI call); returns the container ID.
-    pub fn run_detached(&self, args: &[&str]) -> Result<(Duration, String)> {
-        let mut all = vec!["run", "-d"];
-        all.extend(args);
-        let finished = self.call(&all, CALL_TIMEOUT)?;
-        let id = finished
-            .stdout
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string();
-        if id.is_empty() {
-            bail!("`docker run -d` printed no container ID");
-        }
-        Ok((finished.elapsed, id))
-    }
-
-    /// `docker rm -f` of these containers (untimed).
-    pub fn remove(&self, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.iter().map(String::as_str));
-        self.call(&args, REMOVE_TIMEOUT)?;
-        Ok(())
     }
 
     /// The docker-proxy processes dockerd runs (its children), with their RSS in MiB.
@@ -172,49 +114,6 @@ impl Dockerd {
             })
             .map(|pid| (pid, rss_mib(pid).unwrap_or(0.0)))
             .collect()
-    }
-
-    /// The daemon's version, e.g. "20.10.24+dfsg1".
-    pub fn version(&self) -> String {
-        self.call(
-            &["version", "--format", "{{.Server.Version}}"],
-            CALL_TIMEOUT,
-        )
-        .map(|f| f.stdout)
-        .unwrap_or_else(|e| format!("unknown ({e:#})"))
-    }
-
-    fn wait_until_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            interrupt::check()?;
-            if let Some(Err(exited)) = self.process.as_mut().map(Background::ensure_running) {
-                return Err(self.with_log(exited));
-            }
-            if self.socket.exists() && self.call(&["version"], Duration::from_secs(10)).is_ok() {
-                println!("dockerd is ready");
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(self.with_log(anyhow!("dockerd not ready after {READY_TIMEOUT:?}")));
-            }
-            sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Adds the end of dockerd's log (without the gRPC chatter) to an error.
-    pub fn with_log(&self, error: anyhow::Error) -> anyhow::Error {
-        let log = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log
-            .lines()
-            .filter(|line| !line.contains("module=grpc"))
-            .collect();
-        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-        if tail.is_empty() {
-            error
-        } else {
-            error.context(format!("dockerd log (last lines):\n{tail}"))
-        }
     }
 
     /// Removes all containers and user-defined networks, reporting failures and going on.
@@ -238,6 +137,30 @@ impl Dockerd {
         if let Err(error) = self.cleanup_call(&["network", "prune", "-f"], CALL_TIMEOUT) {
             eprintln!("cleanup: {error:#}");
         }
+    }
+}
+
+impl EngineCli for Dockerd {
+    const NAME: &'static str = "docker";
+    /// The daemon's version, e.g. "20.10.24+dfsg1".
+    const VERSION_FORMAT: &'static str = "{{.Server.Version}}";
+
+    /// `/usr/bin/docker -H unix://<socket> <args>`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(DOCKER);
+        command
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args);
+        command
+    }
+
+    /// Adds the end of dockerd's log (without the gRPC chatter) to an error.
+    fn explain(&self, error: anyhow::Error) -> anyhow::Error {
+        let log = self.dir.join("dockerd.log");
+        with_log_tail(error, "dockerd", &log, 15, |line| {
+            !line.contains("module=grpc")
+        })
     }
 }
 
@@ -283,19 +206,6 @@ pub fn children_of(parent: u32) -> Vec<u32> {
 fn parent_pid(stat: &str) -> Option<u32> {
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Resident memory of a process in MiB (None once it is gone).
-pub fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Engine CLI calls (docker, podman) with a deadline and their wall time.
+//! Engine CLI calls (docker, podman) with a deadline and their wall time, and what both engines'
+//! CLIs offer the bench ([`EngineCli`]).
 //!
 //! A hung engine must not stall the bench: each call runs in a thread that waits for it, and the
 //! caller gives up after a timeout, killing that one child by its PID. The wall time is taken
@@ -10,7 +11,96 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use crate::interrupt;
+use crate::{cmd, interrupt};
+
+/// Any one engine CLI call; a container start normally takes well under a second.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Removing many containers at once (each with up to 200 docker-proxy processes).
+pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// An engine's CLI, with global options that point it at the bench's own daemon or state.
+pub trait EngineCli {
+    /// How messages name the program: the global options would drown what failed.
+    const NAME: &'static str;
+    /// The `version --format` template for the version worth reporting.
+    const VERSION_FORMAT: &'static str;
+    /// What `rm -f` takes besides the container IDs.
+    const REMOVE_OPTIONS: &'static [&'static str] = &[];
+
+    /// `<program> <global options> <args>`.
+    fn command(&self, args: &[&str]) -> Command;
+
+    /// What `run -d` takes before the caller's arguments.
+    fn run_options(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    /// Adds what the engine logged to a failed setup step, where it keeps a log of ours.
+    fn explain(&self, error: anyhow::Error) -> anyhow::Error {
+        error
+    }
+
+    /// Runs `<NAME> <args>` silently, bounded.
+    fn call(&self, args: &[&str], timeout: Duration) -> Result<Finished> {
+        let line = format!("{} {}", Self::NAME, args.join(" "));
+        run(&mut self.command(args), &line, timeout)
+    }
+
+    /// Like `call`, also after Ctrl-C: cleanup must still run.
+    fn cleanup_call(&self, args: &[&str], timeout: Duration) -> Result<Finished> {
+        let line = format!("{} {}", Self::NAME, args.join(" "));
+        run_anyway(&mut self.command(args), &line, timeout)
+    }
+
+    /// A setup step: printed and bounded.
+    fn cli(&self, args: &[&str]) -> Result<String> {
+        println!("$ {}", cmd::display(&self.command(args)));
+        let stdout = self
+            .call(args, CALL_TIMEOUT)
+            .map_err(|e| self.explain(e))?
+            .stdout;
+        if !stdout.is_empty() {
+            println!("{stdout}");
+        }
+        Ok(stdout)
+    }
+
+    /// `run -d <args>`, timed (wall time of the CLI call); returns the container ID.
+    fn run_detached(&self, args: &[&str]) -> Result<(Duration, String)> {
+        let mut all = vec!["run", "-d"];
+        all.extend(self.run_options());
+        all.extend(args);
+        let finished = self.call(&all, CALL_TIMEOUT)?;
+        let id = finished
+            .stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        if id.is_empty() {
+            bail!("`{} run -d` printed no container ID", Self::NAME);
+        }
+        Ok((finished.elapsed, id))
+    }
+
+    /// `rm -f` of these containers (untimed).
+    fn remove(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["rm", "-f"];
+        args.extend(Self::REMOVE_OPTIONS);
+        args.extend(ids.iter().map(String::as_str));
+        self.call(&args, REMOVE_TIMEOUT)?;
+        Ok(())
+    }
+
+    fn version(&self) -> String {
+        self.call(&["version", "--format", Self::VERSION_FORMAT], CALL_TIMEOUT)
+            .map(|f| f.stdout)
+            .unwrap_or_else(|e| format!("unknown ({e:#})"))
+    }
+}
 
 /// A finished call: how long it took and what it printed on stdout (trimmed).
 pub struct Finished {

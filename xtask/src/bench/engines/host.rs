@@ -15,13 +15,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::cmd;
+use crate::bench::uplink::Uplink;
 use crate::netns::Netns;
 
 /// The uplink in the host namespace; its peer is `eth0` in the outside namespace.
 pub const UPLINK: &str = "up0";
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 214, 8, 1);
 const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(10, 214, 8, 2);
+const HOST_UPLINK: Uplink = Uplink {
+    name: UPLINK,
+    host_ips: &[HOST_IP],
+    outside_ip: OUTSIDE_IP,
+    prefix: 24,
+};
 
 pub struct EngineHost {
     pub host: Netns,
@@ -47,7 +53,7 @@ impl EngineHost {
             cgroups: Vec::new(),
             files: Vec::new(),
         };
-        engine_host.link_outside()?;
+        HOST_UPLINK.create(&engine_host.host, &engine_host._outside)?;
         Ok(engine_host)
     }
 
@@ -77,47 +83,6 @@ impl EngineHost {
         std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
         self.own_cgroup(name);
         Ok(path)
-    }
-
-    fn link_outside(&self) -> Result<()> {
-        let (host, outside) = (&self.host, &self._outside);
-        cmd::run(&mut host.exec(
-            "ip",
-            [
-                "link",
-                "add",
-                UPLINK,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                outside.name(),
-            ],
-        ))?;
-        cmd::run(&mut host.exec(
-            "ip",
-            ["addr", "add", &format!("{HOST_IP}/24"), "dev", UPLINK],
-        ))?;
-        cmd::run(&mut outside.exec(
-            "ip",
-            ["addr", "add", &format!("{OUTSIDE_IP}/24"), "dev", "eth0"],
-        ))?;
-        cmd::run(&mut host.exec("ip", ["link", "set", UPLINK, "up"]))?;
-        cmd::run(&mut outside.exec("ip", ["link", "set", "eth0", "up"]))?;
-        cmd::run(&mut host.exec(
-            "ip",
-            [
-                "route",
-                "add",
-                "default",
-                "via",
-                &OUTSIDE_IP.to_string(),
-                "dev",
-                UPLINK,
-            ],
-        ))
     }
 
     /// Processes that belong to this run but outlived their engine: in one of its cgroups, or

@@ -25,9 +25,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 
+use crate::bench::procfs::rss_mib;
 use crate::netd_daemon::NetdDaemon;
 use crate::{cmd, interrupt};
 use docker::Dockerd;
+use exec::EngineCli as _;
 use host::EngineHost;
 use podman::Podman;
 pub use results::EnginesResults;
@@ -524,7 +526,7 @@ fn ports_round(results: &mut EnginesResults, bed: &Bed, round: u32) -> Result<()
         interrupt::check()?;
         let side = *side;
         let netd_pid = bed.netd.as_ref().and_then(NetdDaemon::pid);
-        let rss_before = netd_pid.and_then(docker::rss_mib);
+        let rss_before = netd_pid.and_then(rss_mib);
         let mut args = vec!["--network", network.as_str(), "-p", spec.as_str()];
         args.push(DOCKER_IMAGE);
         args.extend(CONTAINER_COMMAND);
@@ -559,7 +561,7 @@ fn ports_round(results: &mut EnginesResults, bed: &Bed, round: u32) -> Result<()
             proxies.len()
         );
         if let (Side::Netd, Some(pid), Some(before)) = (side, netd_pid, rss_before) {
-            let after = docker::rss_mib(pid).unwrap_or(f64::NAN);
+            let after = rss_mib(pid).unwrap_or(f64::NAN);
             let children = docker::children_of(pid).len();
             footprint.netd_rss_before_mib.push(before);
             footprint.netd_rss_after_mib.push(after);

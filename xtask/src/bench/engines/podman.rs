@@ -10,11 +10,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::exec;
+use super::exec::{EngineCli, CALL_TIMEOUT, REMOVE_TIMEOUT};
 use crate::cmd;
 use crate::netns::Netns;
 
@@ -32,8 +31,6 @@ const BASELINE_PLUGINS: [&str; 6] = [
 ];
 /// Where libcni caches ADD results (podman 4.3 does not let it be moved).
 const CNI_CACHE: &str = "/var/lib/cni/results";
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(180);
 
 pub struct Podman {
     netns: String,
@@ -121,12 +118,30 @@ impl Podman {
         self.dir.join("cni-data")
     }
 
+    /// The network namespaces (bind mounts under /run/netns) of all containers.
+    fn sandboxes(&self) -> Vec<PathBuf> {
+        let Ok(listed) = self.cleanup_call(&["ps", "-aq"], CALL_TIMEOUT) else {
+            return Vec::new();
+        };
+        let ids: Vec<&str> = listed.stdout.split_whitespace().collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let mut args = vec!["inspect", "--format", "{{.NetworkSettings.SandboxKey}}"];
+        args.extend(ids);
+        self.cleanup_call(&args, CALL_TIMEOUT)
+            .map(|f| f.stdout.lines().map(PathBuf::from).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl EngineCli for Podman {
+    const NAME: &'static str = "podman";
+    const VERSION_FORMAT: &'static str = "{{.Client.Version}}";
+    const REMOVE_OPTIONS: &'static [&'static str] = &["-t", "0"];
+
     /// `podman <global options of ours> <args>` in the host namespace.
-    fn command<I, S>(&self, args: I) -> Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<std::ffi::OsStr>,
-    {
+    fn command(&self, args: &[&str]) -> Command {
         let d = &self.dir;
         let mut command = Command::new("nsenter");
         command
@@ -148,79 +163,9 @@ impl Podman {
         command
     }
 
-    /// Runs `podman <args>` silently, bounded; errors name it without the global options.
-    fn call(&self, args: &[&str], timeout: Duration) -> Result<exec::Finished> {
-        let label = format!("podman {}", args.join(" "));
-        exec::run(&mut self.command(args), &label, timeout)
-    }
-
-    /// Like `call`, also after Ctrl-C: cleanup must still run.
-    fn cleanup_call(&self, args: &[&str], timeout: Duration) -> Result<exec::Finished> {
-        let label = format!("podman {}", args.join(" "));
-        exec::run_anyway(&mut self.command(args), &label, timeout)
-    }
-
-    /// A setup step: printed and bounded.
-    pub fn cli(&self, args: &[&str]) -> Result<String> {
-        println!("$ {}", cmd::display(&self.command(args)));
-        let stdout = self.call(args, CALL_TIMEOUT)?.stdout;
-        if !stdout.is_empty() {
-            println!("{stdout}");
-        }
-        Ok(stdout)
-    }
-
-    /// `podman run -d --cgroup-parent <ours> <args>`, timed; returns the container ID.
-    pub fn run_detached(&self, args: &[&str]) -> Result<(Duration, String)> {
-        let mut all = vec!["run", "-d", "--cgroup-parent", &self.cgroup_parent];
-        all.extend(args);
-        let finished = self.call(&all, CALL_TIMEOUT)?;
-        let id = finished
-            .stdout
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string();
-        if id.is_empty() {
-            bail!("`podman run -d` printed no container ID");
-        }
-        Ok((finished.elapsed, id))
-    }
-
-    /// `podman rm -f -t 0` of these containers (untimed).
-    pub fn remove(&self, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut args = vec!["rm", "-f", "-t", "0"];
-        args.extend(ids.iter().map(String::as_str));
-        self.call(&args, REMOVE_TIMEOUT)?;
-        Ok(())
-    }
-
-    pub fn version(&self) -> String {
-        self.call(
-            &["version", "--format", "{{.Client.Version}}"],
-            CALL_TIMEOUT,
-        )
-        .map(|f| f.stdout)
-        .unwrap_or_else(|e| format!("unknown ({e:#})"))
-    }
-
-    /// The network namespaces (bind mounts under /run/netns) of all containers.
-    fn sandboxes(&self) -> Vec<PathBuf> {
-        let Ok(listed) = self.cleanup_call(&["ps", "-aq"], CALL_TIMEOUT) else {
-            return Vec::new();
-        };
-        let ids: Vec<&str> = listed.stdout.split_whitespace().collect();
-        if ids.is_empty() {
-            return Vec::new();
-        }
-        let mut args = vec!["inspect", "--format", "{{.NetworkSettings.SandboxKey}}"];
-        args.extend(ids);
-        self.cleanup_call(&args, CALL_TIMEOUT)
-            .map(|f| f.stdout.lines().map(PathBuf::from).collect())
-            .unwrap_or_default()
+    /// Its containers go under the bench's cgroup parent.
+    fn run_options(&self) -> Vec<&str> {
+        vec!["--cgroup-parent", &self.cgroup_parent]
     }
 }
 

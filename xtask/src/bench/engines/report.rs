@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::results::{median_count, Case, EnginesResults, Side};
+use crate::bench::report::{cell, notes_list, verdict};
 use crate::bench::stats::median;
 
 /// Target from the issue: what netd may add to `docker run` (median), in ms.
@@ -28,14 +29,7 @@ pub fn section(engines: &EnginesResults, chart_file: &str) -> String {
     start_table(&mut md, engines);
     ports_table(&mut md, engines);
 
-    let errors = engines.all_errors();
-    if !engines.notes.is_empty() || !errors.is_empty() {
-        let _ = writeln!(md, "Notes:\n");
-        for line in engines.notes.iter().chain(errors.iter()) {
-            let _ = writeln!(md, "- {}", one_line(line));
-        }
-        let _ = writeln!(md);
-    }
+    notes_list(&mut md, &engines.notes, &engines.all_errors());
     let _ = writeln!(md, "![engine start latency]({chart_file})");
     md
 }
@@ -208,23 +202,6 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
         _ => "—".to_string(),
     }
-}
-
-fn cell(value: Option<f64>, decimals: usize) -> String {
-    value.map_or("—".to_string(), |v| format!("{v:.decimals$}"))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "**not met**"
-    }
-}
-
-/// Error chains may span lines; a Markdown list item must not.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -5,14 +5,12 @@ use std::fmt::Write as _;
 
 use super::report::thousands;
 use super::results::{LocalPath, NatResults, Side};
+use crate::bench::chart::{self, escape, Layout, BASELINE_COLOR, FLOOR_COLOR, NETD_COLOR};
 
 const PANEL_WIDTH: f64 = 360.0;
 const PLOT_TOP: f64 = 80.0;
 const PLOT_HEIGHT: f64 = 240.0;
 const HEIGHT: f64 = 350.0;
-const IPTABLES_COLOR: &str = "#e69f00";
-const NETD_COLOR: &str = "#0072b2";
-const FLOOR_COLOR: &str = "#8c8c8c";
 
 /// One bar: its value (None: not measured) and colour.
 struct Bar {
@@ -100,61 +98,34 @@ pub fn svg(nat: &NatResults, date: &str, time: &str) -> String {
             decimals: 0,
         },
     ];
-    let width = PANEL_WIDTH * panels.len() as f64;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+    let title = format!(
+        "netd NAT vs. bridge+iptables / docker-proxy, {date} {time} UTC (medians; lower is better \
+         for latency and publish time)"
     );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">netd NAT vs. bridge+iptables / docker-proxy, {date} {time} UTC (medians; lower is better for latency and publish time)</text>"#,
-        width / 2.0
-    );
-    legend(&mut svg, width);
-    for (index, panel) in panels.iter().enumerate() {
-        draw(&mut svg, panel, index as f64 * PANEL_WIDTH);
-    }
-    svg.push_str("</svg>\n");
-    svg
+    let layout = Layout {
+        panel_width: PANEL_WIDTH,
+        height: HEIGHT,
+        legend: &[
+            ("bridge+iptables / docker-proxy", BASELINE_COLOR),
+            ("netd", NETD_COLOR),
+            ("direct (floor)", FLOOR_COLOR),
+        ],
+    };
+    chart::side_by_side(&title, &layout, &panels, draw)
 }
 
 fn side_color(side: Side) -> &'static str {
     match side {
-        Side::Iptables => IPTABLES_COLOR,
+        Side::Iptables => BASELINE_COLOR,
         Side::Netd => NETD_COLOR,
     }
 }
 
 fn local_color(path: LocalPath) -> &'static str {
     match path {
-        LocalPath::DockerProxy => IPTABLES_COLOR,
+        LocalPath::DockerProxy => BASELINE_COLOR,
         LocalPath::NetdHook => NETD_COLOR,
         LocalPath::DirectBridge | LocalPath::DirectNetd => FLOOR_COLOR,
-    }
-}
-
-fn legend(svg: &mut String, width: f64) {
-    let items = [
-        ("bridge+iptables / docker-proxy", IPTABLES_COLOR),
-        ("netd", NETD_COLOR),
-        ("direct (floor)", FLOOR_COLOR),
-    ];
-    // About 7 px per character at font-size 12, plus the swatch and a gap.
-    let widths: Vec<f64> = items
-        .iter()
-        .map(|(label, _)| label.len() as f64 * 7.0 + 40.0)
-        .collect();
-    let mut x = (width - widths.iter().sum::<f64>()) / 2.0;
-    for ((label, color), item_width) in items.into_iter().zip(widths) {
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{x}" y="34" width="12" height="12" fill="{color}"/><text x="{}" y="45">{}</text>"#,
-            x + 16.0,
-            escape(label)
-        );
-        x += item_width;
     }
 }
 
@@ -186,19 +157,8 @@ fn draw(svg: &mut String, panel: &Panel, left: f64) {
         };
         fraction * (PLOT_HEIGHT - 20.0)
     };
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"#,
-        left + PANEL_WIDTH / 2.0,
-        PLOT_TOP - 10.0,
-        escape(panel.title)
-    );
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{}" y1="{baseline}" x2="{}" y2="{baseline}" stroke="#333"/>"##,
-        left + 15.0,
-        left + PANEL_WIDTH - 15.0
-    );
+    chart::panel_title(svg, left + PANEL_WIDTH / 2.0, PLOT_TOP - 10.0, panel.title);
+    chart::axis(svg, left + 15.0, left + PANEL_WIDTH - 15.0, baseline);
     let slot = (PANEL_WIDTH - 30.0) / panel.groups.len().max(1) as f64;
     for (g, group) in panel.groups.iter().enumerate() {
         let center = left + 15.0 + slot * (g as f64 + 0.5);
@@ -241,12 +201,6 @@ fn draw(svg: &mut String, panel: &Panel, left: f64) {
             escape(&group.label)
         );
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use super::edge::{self, link_outside};
-use super::layout::{Block, LOCAL_IPERF_PORT, LOCAL_SOCKPERF_PORT};
+use super::layout::{Block, HOST_UPLINK, LOCAL_IPERF_PORT, LOCAL_SOCKPERF_PORT};
 use super::rules::{docker_ruleset, Network};
 use crate::bench::measure::{IPERF_PORT, SOCKPERF_PORT};
+use crate::bench::procfs::rss_mib;
 use crate::netns::Netns;
 use crate::process::Background;
 use crate::{cmd, install, interrupt};
@@ -42,7 +42,7 @@ impl IptablesEdge {
             rules: work_dir.join("nat-iptables.rules"),
         };
         let (host, server) = (&edge.host, &edge.server);
-        link_outside(host, &edge.outside)?;
+        HOST_UPLINK.create(host, &edge.outside)?;
         // Docker turns on forwarding when it starts; here only inside the host namespace.
         cmd::run(&mut host.exec("sysctl", ["-w", "net.ipv4.ip_forward=1"]))?;
         cmd::run(&mut host.exec("ip", ["link", "add", BRIDGE, "type", "bridge"]))?;
@@ -154,7 +154,7 @@ impl IptablesEdge {
     pub fn proxy_rss_mib(&self) -> Vec<f64> {
         self.proxies
             .iter()
-            .filter_map(|p| edge::rss_mib(p.pid()))
+            .filter_map(|p| rss_mib(p.pid()))
             .collect()
     }
 

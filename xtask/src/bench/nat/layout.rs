@@ -5,6 +5,8 @@ use std::net::Ipv4Addr;
 
 use anyhow::{bail, Result};
 
+use crate::bench::uplink::Uplink;
+
 /// The host's uplink (in the host namespace) and its peer in the outside namespace.
 pub const UPLINK: &str = "up0";
 pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 214, 4, 1);
@@ -13,6 +15,13 @@ pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 214, 4, 1);
 pub const HOST_IP_2: Ipv4Addr = Ipv4Addr::new(10, 214, 4, 3);
 pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(10, 214, 4, 2);
 pub const LINK_PREFIX: u8 = 24;
+/// The uplink both NAT topologies create.
+pub const HOST_UPLINK: Uplink = Uplink {
+    name: UPLINK,
+    host_ips: &[HOST_IP, HOST_IP_2],
+    outside_ip: OUTSIDE_IP,
+    prefix: LINK_PREFIX,
+};
 
 /// Host ports published for the scale runs start here; container port = host port for netd.
 const FIRST_PORT: u16 = 10_000;

@@ -10,7 +10,6 @@
 
 mod cgroup;
 pub mod chart;
-mod edge;
 mod iptables;
 mod layout;
 mod netd_edge;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::cgroup::Cgroup;
-use super::edge::{self, link_outside};
-use super::layout::{Block, LOCAL_IPERF_PORT, LOCAL_SOCKPERF_PORT, UPLINK};
+use super::layout::{Block, HOST_UPLINK, LOCAL_IPERF_PORT, LOCAL_SOCKPERF_PORT, UPLINK};
 use crate::bench::measure::{IPERF_PORT, SOCKPERF_PORT};
+use crate::bench::procfs::rss_mib;
 use crate::cmd;
 use crate::netd_daemon::NetdDaemon;
 use crate::netns::Netns;
@@ -42,7 +42,7 @@ impl NetdEdge {
         }
         let host = Netns::create(&format!("{prefix}xh"))?;
         let outside = Netns::create(&format!("{prefix}xo"))?;
-        link_outside(&host, &outside)?;
+        HOST_UPLINK.create(&host, &outside)?;
         let cgroup = Cgroup::create(&format!("{prefix}cg"))?;
         let args = [
             "--uplink".to_string(),
@@ -130,7 +130,7 @@ impl NetdEdge {
     /// The daemon's resident memory, and how many processes it has (no proxy per port).
     pub fn daemon_footprint(&self) -> Option<(f64, usize)> {
         let pid = self.daemon.pid()?;
-        let rss = edge::rss_mib(pid)?;
+        let rss = rss_mib(pid)?;
         let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
             .map(|text| text.split_whitespace().count())
             .unwrap_or(0);

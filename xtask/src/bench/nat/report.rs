@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::results::{LocalPath, NatResults, Side};
+use crate::bench::report::{cell, notes_list, verdict};
 
 /// Targets from the issue.
 const GROWTH_1_TO_10K: f64 = 1.1;
@@ -28,14 +29,7 @@ pub fn section(nat: &NatResults, chart_file: &str) -> String {
     local_table(&mut md, nat);
     egress_table(&mut md, nat);
 
-    let errors = nat.errors();
-    if !nat.notes.is_empty() || !errors.is_empty() {
-        let _ = writeln!(md, "Notes:\n");
-        for line in nat.notes.iter().chain(errors.iter()) {
-            let _ = writeln!(md, "- {}", one_line(line));
-        }
-        let _ = writeln!(md);
-    }
+    notes_list(&mut md, &nat.notes, &nat.errors());
     let _ = writeln!(md, "![NAT medians]({chart_file})");
     md
 }
@@ -202,10 +196,6 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     })
 }
 
-fn cell(value: Option<f64>, decimals: usize) -> String {
-    value.map_or("—".to_string(), |v| format!("{v:.decimals$}"))
-}
-
 pub fn thousands(n: u32) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -216,19 +206,6 @@ pub fn thousands(n: u32) -> String {
         out.push(c);
     }
     out
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "**not met**"
-    }
-}
-
-/// Error chains may span lines; a Markdown list item must not.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
