@@ -156,6 +156,16 @@ pub fn host_ifname(endpoint_id: &str) -> String {
     format!("nd{}", &endpoint_id[..12])
 }
 
+/// Linux's rule for interface names: 1-15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
+pub fn valid_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
 /// Whether `name` looks like a host-side veth netd made, so reconcile may delete it.
 pub fn is_host_ifname(name: &str) -> bool {
     name.len() == 14

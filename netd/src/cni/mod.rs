@@ -87,13 +87,7 @@ impl Container {
             ));
         }
         let ifname = required("CNI_IFNAME")?;
-        let valid_ifname = (1..=15).contains(&ifname.len())
-            && ifname != "."
-            && ifname != ".."
-            && !ifname
-                .chars()
-                .any(|c| c == '/' || c == ':' || c.is_whitespace());
-        if !valid_ifname {
+        if !crate::model::valid_ifname(&ifname) {
             return Err(CniError::new(
                 code::INVALID_ENVIRONMENT,
                 format!("invalid CNI_IFNAME {ifname:?}"),

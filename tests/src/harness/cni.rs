@@ -61,17 +61,11 @@ impl CniEnv {
     /// `CNI_COMMAND`, `CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME`, plus `CNI_ARGS`
     /// (`IgnoreUnknown=1`, as podman sends) and `CNI_PATH` (the plugin's directory).
     pub fn attachment(command: &str, container_id: &str, netns: &str, ifname: &str) -> CniEnv {
-        let dir = cni_bin()
-            .parent()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default();
-        CniEnv::default()
-            .set("CNI_COMMAND", command)
+        CniEnv::command(command)
             .set("CNI_CONTAINERID", container_id)
             .set("CNI_NETNS", netns)
             .set("CNI_IFNAME", ifname)
             .set("CNI_ARGS", "IgnoreUnknown=1")
-            .set("CNI_PATH", &dir)
     }
 
     /// Only `CNI_COMMAND` (and `CNI_PATH`, which GC requires): VERSION, STATUS, GC.
