@@ -351,15 +351,8 @@ pub(super) fn plug(
     dataplane.attach(&endpoint.host_ifname)
 }
 
-/// Linux's rule for interface names: 1-15 bytes, no `/`, `:` or whitespace, not `.` or `..`.
 fn check_ifname(name: &str) -> Result<()> {
-    let valid = (1..=15).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if valid {
+    if crate::model::valid_ifname(name) {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
