@@ -8,13 +8,12 @@ use std::path::Path;
 
 use ipnet::Ipv4Net;
 
-use super::endpoints::{endpoint_link, parse_mac, plug};
+use super::endpoints::parse_mac;
 use super::networks::Origin;
 use super::ports::published_entries;
 use super::sandboxes::UNKNOWN_IDENTITY;
 use super::{Error, Inner, Result, Service};
 use crate::api::types::NetworkCreate;
-use crate::crashpoint;
 use crate::model::{
     endpoint_mac, host_ifname, new_id, Driver, Endpoint, EndpointState, Network, Sandbox,
 };
@@ -290,7 +289,7 @@ impl Service {
 
         let peer = peer_ifname(endpoint_id);
         let realized = match inner
-            .realize_unplugged(&endpoint, &network, &sandbox, &peer)
+            .realize_endpoint(&mut endpoint, &network, &sandbox, Some(&peer))
             .await
         {
             Ok(()) => {
@@ -428,31 +427,6 @@ impl Inner {
         Ok(())
     }
 
-    /// The host side of the endpoint, in the dataplane; the peer left for Docker to move.
-    async fn realize_unplugged(
-        &mut self,
-        endpoint: &Endpoint,
-        network: &Network,
-        sandbox: &Sandbox,
-        peer: &str,
-    ) -> anyhow::Result<()> {
-        let link = endpoint_link(endpoint, network, sandbox)?;
-        self.netlink
-            .create_unplugged_endpoint(&link, peer, |host_ifindex| {
-                plug(
-                    &mut self.dataplane,
-                    &mut self.ifindex,
-                    endpoint,
-                    network,
-                    host_ifindex,
-                )
-            })
-            .await?;
-        crashpoint::hit("docker-join:after-veth");
-        self.sync_members(network)?;
-        Ok(())
-    }
-
     /// Replaces an endpoint's published ports: the store first, then the dataplane.
     async fn set_ports(&mut self, endpoint_id: &str, specs: &[String]) -> Result<()> {
         let mut endpoint = self
@@ -467,17 +441,7 @@ impl Inner {
             .get(&endpoint.network_id)
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("endpoint {endpoint_id} has no network"))?;
-        // The endpoint's own current ports must not conflict with their replacements.
-        let current = std::mem::take(&mut endpoint.ports);
-        self.state
-            .endpoints
-            .insert(endpoint.id.clone(), endpoint.clone());
-        let chosen = self.choose_ports(specs, &network);
-        endpoint.ports = current;
-        self.state
-            .endpoints
-            .insert(endpoint.id.clone(), endpoint.clone());
-        let chosen = chosen?;
+        let chosen = self.choose_ports(specs, &network, Some(endpoint_id))?;
         if chosen == endpoint.ports {
             return Ok(());
         }

@@ -143,7 +143,7 @@ impl Inner {
         };
         let mac = mac.unwrap_or_else(|| endpoint_mac(ip));
         self.check_mac(&network, mac)?;
-        let ports = self.choose_ports(&req.ports, &network)?;
+        let ports = self.choose_ports(&req.ports, &network, None)?;
         let id = new_id();
         let mut endpoint = Endpoint {
             host_ifname: host_ifname(&id),
@@ -174,7 +174,7 @@ impl Inner {
             .insert(endpoint.id.clone(), endpoint.clone());
 
         let realized = match self
-            .realize_endpoint(&mut endpoint, &network, &sandbox)
+            .realize_endpoint(&mut endpoint, &network, &sandbox, None)
             .await
         {
             Ok(()) => {
@@ -226,27 +226,43 @@ impl Inner {
     }
 
     /// Makes the kernel hold the endpoint: veth pair, addresses, routes, map entries, tc link.
+    /// With `hand_off`, the sandbox end stays beside the host end under that name, for a
+    /// runtime that moves and addresses it itself (Docker's Join).
     pub(super) async fn realize_endpoint(
         &mut self,
         endpoint: &mut Endpoint,
         network: &Network,
         sandbox: &Sandbox,
+        hand_off: Option<&str>,
     ) -> anyhow::Result<()> {
         let link = endpoint_link(endpoint, network, sandbox)?;
-        let created = self
-            .netlink
-            .create_endpoint(&link, |host_ifindex| {
-                plug(
-                    &mut self.dataplane,
-                    &mut self.ifindex,
-                    endpoint,
-                    network,
-                    host_ifindex,
-                )
-            })
-            .await?;
+        let plug_in = |host_ifindex| {
+            plug(
+                &mut self.dataplane,
+                &mut self.ifindex,
+                endpoint,
+                network,
+                host_ifindex,
+            )
+        };
+        let sandbox_ifname = match hand_off {
+            Some(peer) => {
+                self.netlink
+                    .create_unplugged_endpoint(&link, peer, plug_in)
+                    .await?;
+                None
+            }
+            None => Some(
+                self.netlink
+                    .create_endpoint(&link, plug_in)
+                    .await?
+                    .sandbox_ifname,
+            ),
+        };
         crashpoint::hit("connect:after-veth");
-        endpoint.sandbox_ifname = Some(created.sandbox_ifname);
+        if sandbox_ifname.is_some() {
+            endpoint.sandbox_ifname = sandbox_ifname;
+        }
         self.sync_members(network)?;
         crashpoint::hit("connect:after-dataplane");
         Ok(())
@@ -338,7 +354,7 @@ impl Inner {
 /// Puts the endpoint in the dataplane: map entries, published ports and the tc program.
 /// Runs before the link goes up, so the sandbox's first packet is already filtered. The
 /// ifindex is recorded first, so a failed connect's teardown finds the entry.
-pub(super) fn plug(
+fn plug(
     dataplane: &mut Dataplane,
     ifindexes: &mut HashMap<String, u32>,
     endpoint: &Endpoint,

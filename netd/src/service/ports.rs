@@ -107,10 +107,12 @@ fn ends((src, dst): (SocketAddrV4, SocketAddrV4)) -> FlowEnds {
 impl Inner {
     /// Turns `-p` specs into mappings: refused on an internal network, when a host port is
     /// published already or held by a host socket; free ports picked where none is named.
+    /// The ports of `replacing` (an endpoint whose ports these specs replace) count as free.
     pub(super) fn choose_ports(
         &self,
         specs: &[String],
         network: &Network,
+        replacing: Option<&str>,
     ) -> Result<Vec<PortMapping>> {
         if specs.is_empty() {
             return Ok(Vec::new());
@@ -127,7 +129,12 @@ impl Inner {
             .collect::<std::result::Result<_, _>>()
             .map_err(Error::Invalid)?;
         let mut published = Taken::default();
-        for m in self.state.endpoints.values().flat_map(|e| e.ports.iter()) {
+        let others = self
+            .state
+            .endpoints
+            .values()
+            .filter(|e| Some(e.id.as_str()) != replacing);
+        for m in others.flat_map(|e| e.ports.iter()) {
             published.add(m);
         }
         let sockets = Taken::host_sockets();

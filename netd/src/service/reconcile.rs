@@ -111,7 +111,7 @@ impl Inner {
                 "rebuilding endpoint the kernel lost"
             );
             if let Err(err) = self
-                .realize_endpoint(&mut endpoint, &network, &sandbox)
+                .realize_endpoint(&mut endpoint, &network, &sandbox, None)
                 .await
             {
                 tracing::warn!(
