@@ -33,6 +33,17 @@ impl Netns {
         &self.name
     }
 
+    /// Creates a veth pair: `ifname` here, its peer `eth0` made straight inside `peer`, so
+    /// the root namespace never sees either end.
+    pub fn add_veth_to(&self, ifname: &str, peer: &Netns) -> Result<()> {
+        cmd::run(&mut self.exec(
+            "ip",
+            [
+                "link", "add", ifname, "type", "veth", "peer", "name", "eth0", "netns", &peer.name,
+            ],
+        ))
+    }
+
     /// `ip netns exec <name> <program> <args>`.
     pub fn exec<I, S>(&self, program: &str, args: I) -> Command
     where

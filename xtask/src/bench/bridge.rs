@@ -8,11 +8,11 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
+use super::docker_host::{attach, create_bridge, enable_bridge_netfilter, ruleset};
 use super::topology::{Kind, Topology};
 use crate::cmd;
 use crate::netns::Netns;
 
-const BRIDGE: &str = "br0";
 const SUBNET: &str = "10.214.2.0/24";
 const GATEWAY: &str = "10.214.2.1";
 const CLIENT_IP: &str = "10.214.2.2";
@@ -33,50 +33,16 @@ impl DockerBridge {
         let client = Netns::create(&format!("{prefix}bc"))?;
         let server = Netns::create(&format!("{prefix}bs"))?;
 
-        // Docker turns on forwarding when it starts.
-        cmd::run(&mut host.exec("sysctl", ["-w", "net.ipv4.ip_forward=1"]))?;
-        cmd::run(&mut host.exec("ip", ["link", "add", BRIDGE, "type", "bridge"]))?;
-        cmd::run(&mut host.exec(
-            "ip",
-            ["addr", "add", &format!("{GATEWAY}/24"), "dev", BRIDGE],
-        ))?;
-        cmd::run(&mut host.exec("ip", ["link", "set", BRIDGE, "up"]))?;
-        for (port, sandbox, ip) in [
-            ("vethc", &client, CLIENT_IP.to_string()),
-            ("veths", &server, SERVER_IP.to_string()),
-        ] {
-            cmd::run(&mut host.exec(
-                "ip",
-                [
-                    "link",
-                    "add",
-                    port,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "eth0",
-                    "netns",
-                    sandbox.name(),
-                ],
-            ))?;
-            cmd::run(&mut host.exec("ip", ["link", "set", port, "master", BRIDGE, "up"]))?;
-            cmd::run(&mut sandbox.exec("ip", ["addr", "add", &format!("{ip}/24"), "dev", "eth0"]))?;
-            cmd::run(&mut sandbox.exec("ip", ["link", "set", "eth0", "up"]))?;
-            cmd::run(&mut sandbox.exec("ip", ["route", "add", "default", "via", GATEWAY]))?;
-        }
-
-        // br_netfilter is built into this kernel (no modules); its sysctls are per namespace.
-        let bridge_netfilter =
-            cmd::succeeds(&mut host.exec("test", ["-d", "/proc/sys/net/bridge"]));
-        if bridge_netfilter {
-            cmd::run(&mut host.exec("sysctl", ["-w", "net.bridge.bridge-nf-call-iptables=1"]))?;
-        } else {
+        create_bridge(&host, GATEWAY)?;
+        attach(&host, "vethc", &client, CLIENT_IP, GATEWAY)?;
+        attach(&host, "veths", &server, &SERVER_IP.to_string(), GATEWAY)?;
+        let bridge_netfilter = enable_bridge_netfilter(&host)?;
+        if !bridge_netfilter {
             println!("br_netfilter is not available: iptables will not see bridged traffic");
         }
 
         let rules = work_dir.join("docker-iptables.rules");
-        std::fs::write(&rules, docker_rules())
+        std::fs::write(&rules, ruleset(SUBNET, None, []))
             .with_context(|| format!("cannot write {}", rules.display()))?;
         cmd::run(&mut host.exec("iptables-restore", [&rules]))?;
 
@@ -100,44 +66,6 @@ impl DockerBridge {
             .and_then(|packets| packets.parse().ok())
             .context("no counter on FORWARD -j DOCKER-USER")
     }
-}
-
-/// Docker 20.10's filter and nat rules for one bridge network (docker0 here called br0).
-fn docker_rules() -> String {
-    format!(
-        "*filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
-:DOCKER - [0:0]
-:DOCKER-ISOLATION-STAGE-1 - [0:0]
-:DOCKER-ISOLATION-STAGE-2 - [0:0]
-:DOCKER-USER - [0:0]
--A FORWARD -j DOCKER-USER
--A FORWARD -j DOCKER-ISOLATION-STAGE-1
--A FORWARD -o {BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A FORWARD -o {BRIDGE} -j DOCKER
--A FORWARD -i {BRIDGE} ! -o {BRIDGE} -j ACCEPT
--A FORWARD -i {BRIDGE} -o {BRIDGE} -j ACCEPT
--A DOCKER-ISOLATION-STAGE-1 -i {BRIDGE} ! -o {BRIDGE} -j DOCKER-ISOLATION-STAGE-2
--A DOCKER-ISOLATION-STAGE-1 -j RETURN
--A DOCKER-ISOLATION-STAGE-2 -o {BRIDGE} -j DROP
--A DOCKER-ISOLATION-STAGE-2 -j RETURN
--A DOCKER-USER -j RETURN
-COMMIT
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:DOCKER - [0:0]
--A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
--A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
--A POSTROUTING -s {SUBNET} ! -o {BRIDGE} -j MASQUERADE
--A DOCKER -i {BRIDGE} -j RETURN
-COMMIT
-"
-    )
 }
 
 impl Topology for DockerBridge {

@@ -22,23 +22,7 @@ impl VethFloor {
             client: Netns::create(&format!("{prefix}fc"))?,
             server: Netns::create(&format!("{prefix}fs"))?,
         };
-        // Created inside the client namespace with its peer moved straight into the server
-        // namespace: the root namespace never sees either end.
-        cmd::run(&mut floor.client.exec(
-            "ip",
-            [
-                "link",
-                "add",
-                "eth0",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                floor.server.name(),
-            ],
-        ))?;
+        floor.client.add_veth_to("eth0", &floor.server)?;
         cmd::run(
             &mut floor
                 .client

@@ -11,6 +11,7 @@
 
 mod bridge;
 mod chart;
+mod docker_host;
 mod engines;
 mod floor;
 mod machine;

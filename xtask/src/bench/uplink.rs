@@ -22,21 +22,7 @@ impl Uplink {
     /// Creates the uplink in `host` with its peer moved straight into `outside`.
     pub fn create(&self, host: &Netns, outside: &Netns) -> Result<()> {
         let (uplink, prefix, outside_ip) = (self.name, self.prefix, self.outside_ip);
-        cmd::run(&mut host.exec(
-            "ip",
-            [
-                "link",
-                "add",
-                uplink,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                outside.name(),
-            ],
-        ))?;
+        host.add_veth_to(uplink, outside)?;
         for ip in self.host_ips {
             cmd::run(&mut host.exec(
                 "ip",

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use super::layout::{Block, HOST_UPLINK, LOCAL_IPERF_PORT, LOCAL_SOCKPERF_PORT};
-use super::rules::{docker_ruleset, Network};
+use crate::bench::docker_host::{
+    attach, create_bridge, enable_bridge_netfilter, ruleset, Published,
+};
 use crate::bench::measure::{IPERF_PORT, SOCKPERF_PORT};
 use crate::bench::procfs::rss_mib;
 use crate::netns::Netns;
 use crate::process::Background;
 use crate::{cmd, install, interrupt};
 
-const BRIDGE: &str = "br0";
 const SUBNET: &str = "10.214.5.0/24";
 const GATEWAY: &str = "10.214.5.1";
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 214, 5, 2);
@@ -43,39 +44,9 @@ impl IptablesEdge {
         };
         let (host, server) = (&edge.host, &edge.server);
         HOST_UPLINK.create(host, &edge.outside)?;
-        // Docker turns on forwarding when it starts; here only inside the host namespace.
-        cmd::run(&mut host.exec("sysctl", ["-w", "net.ipv4.ip_forward=1"]))?;
-        cmd::run(&mut host.exec("ip", ["link", "add", BRIDGE, "type", "bridge"]))?;
-        cmd::run(&mut host.exec(
-            "ip",
-            ["addr", "add", &format!("{GATEWAY}/24"), "dev", BRIDGE],
-        ))?;
-        cmd::run(&mut host.exec("ip", ["link", "set", BRIDGE, "up"]))?;
-        cmd::run(&mut host.exec(
-            "ip",
-            [
-                "link",
-                "add",
-                "veths",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                server.name(),
-            ],
-        ))?;
-        cmd::run(&mut host.exec("ip", ["link", "set", "veths", "master", BRIDGE, "up"]))?;
-        cmd::run(&mut server.exec(
-            "ip",
-            ["addr", "add", &format!("{SERVER_IP}/24"), "dev", "eth0"],
-        ))?;
-        cmd::run(&mut server.exec("ip", ["link", "set", "eth0", "up"]))?;
-        cmd::run(&mut server.exec("ip", ["route", "add", "default", "via", GATEWAY]))?;
-        if cmd::succeeds(&mut host.exec("test", ["-d", "/proc/sys/net/bridge"])) {
-            cmd::run(&mut host.exec("sysctl", ["-w", "net.bridge.bridge-nf-call-iptables=1"]))?;
-        }
+        create_bridge(host, GATEWAY)?;
+        attach(host, "veths", server, &SERVER_IP.to_string(), GATEWAY)?;
+        enable_bridge_netfilter(host)?;
         // Nothing published yet, but MASQUERADE for egress is in place.
         edge.publish(&[])?;
         Ok(edge)
@@ -92,13 +63,11 @@ impl IptablesEdge {
     }
 
     fn restore(&self, blocks: &[Block]) -> Result<Duration> {
-        let network = Network {
-            bridge: BRIDGE,
-            subnet: SUBNET,
-            container_ip: SERVER_IP,
-            container_port: CONTAINER_PORT,
+        let published = Published {
+            ip: SERVER_IP,
+            port: CONTAINER_PORT,
         };
-        std::fs::write(&self.rules, docker_ruleset(&network, blocks))
+        std::fs::write(&self.rules, ruleset(SUBNET, Some(&published), dnat(blocks)))
             .with_context(|| format!("cannot write {}", self.rules.display()))?;
         interrupt::check()?;
         let started = Instant::now();
@@ -163,5 +132,37 @@ impl IptablesEdge {
         cmd::capture(&mut self.host.exec("iptables", ["--version"]))
             .map(|v| v.trim().to_string())
             .unwrap_or_else(|e| format!("unknown ({e:#})"))
+    }
+}
+
+/// The (host address, host port) of every published port, in order.
+fn dnat(blocks: &[Block]) -> impl Iterator<Item = (Option<Ipv4Addr>, u16)> + '_ {
+    blocks
+        .iter()
+        .flat_map(|block| block.ports().map(move |port| (block.host_ip, port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::layout::blocks;
+    use super::*;
+
+    #[test]
+    fn one_dnat_rule_per_port_in_order() {
+        let published = Published {
+            ip: Ipv4Addr::new(10, 214, 5, 2),
+            port: 8080,
+        };
+        let blocks = blocks(100_000).unwrap();
+        let text = ruleset("10.214.5.0/24", Some(&published), dnat(&blocks));
+        let dnat: Vec<&str> = text.lines().filter(|l| l.contains("DNAT")).collect();
+        assert_eq!(dnat.len(), 100_000);
+        assert_eq!(
+            dnat[0],
+            "-A DOCKER -d 10.214.4.1/32 ! -i br0 -p tcp -m tcp --dport 10000 -j DNAT --to-destination 10.214.5.2:8080"
+        );
+        assert!(dnat[99_999]
+            .starts_with("-A DOCKER -d 10.214.4.3/32 ! -i br0 -p tcp -m tcp --dport 59999 "));
+        assert!(text.ends_with("COMMIT\n"));
     }
 }

@@ -16,7 +16,6 @@ mod netd_edge;
 mod probe;
 pub mod report;
 mod results;
-mod rules;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
