@@ -39,6 +39,15 @@ fn ok(h: &TestHost, method: &str, body: Value) -> Value {
     json
 }
 
+/// A successful call that names only the endpoint (EndpointOperInfo, Leave, ...).
+fn on_endpoint(h: &TestHost, method: &str) -> Value {
+    ok(
+        h,
+        method,
+        json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID}),
+    )
+}
+
 /// The reply's one-line error in the API's own field, and the status.
 fn refused(h: &TestHost, method: &str, body: &str) -> (u16, String) {
     let reply = call(h, method, body);
@@ -184,11 +193,7 @@ fn an_endpoint_lives_and_dies_as_docker_drives_it() {
         ports.contains("80/tcp -> 0.0.0.0:18080"),
         "ProgramExternalConnectivity publishes the IPv4 binding: {ports}"
     );
-    let info = ok(
-        &h,
-        "NetworkDriver.EndpointOperInfo",
-        json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID}),
-    );
+    let info = on_endpoint(&h, "NetworkDriver.EndpointOperInfo");
     assert_eq!(
         info["Value"]["com.docker.network.portmap"][0]["HostPort"],
         18080
@@ -197,27 +202,12 @@ fn an_endpoint_lives_and_dies_as_docker_drives_it() {
     // Docker refuses `docker network rm` with endpoints; netd refuses to remove Docker's.
     h.netd_refused(&["network", "rm", short], "belongs to Docker");
 
-    ok(
-        &h,
-        "NetworkDriver.RevokeExternalConnectivity",
-        json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID}),
-    );
+    on_endpoint(&h, "NetworkDriver.RevokeExternalConnectivity");
     assert!(!h.netd_ok(&["port", "ls"]).contains("18080"));
-    ok(
-        &h,
-        "NetworkDriver.Leave",
-        json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID}),
-    );
-    for method in [
-        "NetworkDriver.DeleteEndpoint",
-        "NetworkDriver.DeleteEndpoint",
-    ] {
-        ok(
-            &h,
-            method,
-            json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID}),
-        );
-    }
+    on_endpoint(&h, "NetworkDriver.Leave");
+    // Twice: Docker retries deletes, so a repeated one succeeds.
+    on_endpoint(&h, "NetworkDriver.DeleteEndpoint");
+    on_endpoint(&h, "NetworkDriver.DeleteEndpoint");
     ok(
         &h,
         "IpamDriver.ReleaseAddress",
@@ -407,11 +397,7 @@ fn docker_adopts_a_network_made_with_netd() {
         "Docker's endpoint is in netd's network: {containers}"
     );
     for method in ["NetworkDriver.Leave", "NetworkDriver.DeleteEndpoint"] {
-        ok(
-            &h,
-            method,
-            json!({"NetworkID": NETWORK_ID, "EndpointID": ENDPOINT_ID}),
-        );
+        on_endpoint(&h, method);
     }
     ok(
         &h,
