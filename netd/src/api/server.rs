@@ -53,15 +53,11 @@ impl From<JsonRejection> for ApiError {
 
 type Reply<T> = Result<T, ApiError>;
 
-/// Runs a state-changing operation in its own task: a client that hangs up must not cancel
-/// it between the store and the kernel (axum drops the handler's future when it does).
+/// A state-changing operation, run to completion whatever the client does.
 async fn run_to_completion<T: Send + 'static>(
     op: impl std::future::Future<Output = crate::service::Result<T>> + Send + 'static,
 ) -> Reply<T> {
-    match tokio::spawn(op).await {
-        Ok(result) => Ok(result?),
-        Err(err) => Err(Error::Internal(anyhow::anyhow!("operation failed: {err}")).into()),
-    }
+    Ok(crate::service::to_completion(op).await?)
 }
 
 /// Decodes a JSON body, turning a bad one into a one-line 4xx instead of axum's text reply.

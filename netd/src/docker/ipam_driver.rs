@@ -70,9 +70,6 @@ async fn request_pool(State(plugin): State<Plugin>, body: Bytes) -> Reply {
     }
     let subnet = parse_net(&req.pool, "pool")?;
     let range = parse_net(&req.sub_pool, "sub-pool (ip-range)")?;
-    if range.is_some() && subnet.is_none() {
-        return Err(API.invalid("an ip-range needs a subnet"));
-    }
     let pool = API
         .complete(async move { plugin.service.request_pool(subnet, range).await })
         .await?;

@@ -82,16 +82,14 @@ impl Api {
         })
     }
 
-    /// Runs a state-changing operation in its own task, so a caller that hangs up cannot
-    /// cancel it between the store and the kernel.
+    /// A state-changing operation, run to completion whatever the caller does.
     async fn complete<T: Send + 'static>(
         self,
         op: impl Future<Output = crate::service::Result<T>> + Send + 'static,
     ) -> Result<T, PluginError> {
-        match tokio::spawn(op).await {
-            Ok(result) => result.map_err(|e| self.failed(e)),
-            Err(e) => Err(self.failed(Error::Internal(anyhow::anyhow!("operation failed: {e}")))),
-        }
+        crate::service::to_completion(op)
+            .await
+            .map_err(|e| self.failed(e))
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::{Error, Inner, Result, Service};
-use crate::ipam;
+use crate::ipam::{self, PoolRequest};
 use crate::model::{AddressPool, IpamPool};
 use crate::store::Change;
 
@@ -20,47 +20,18 @@ impl Service {
         range: Option<Ipv4Net>,
     ) -> Result<AddressPool> {
         let mut inner = self.inner.lock().await;
+        // The checks and the choice of `netd network create`, against netd's networks and
+        // the pools already given.
         let mut taken = inner.subnets();
         taken.extend(inner.state.address_pools.values().map(|p| p.subnet));
-        let subnet = match subnet {
-            Some(subnet) => {
-                if subnet.trunc() != subnet {
-                    return Err(Error::Invalid(format!(
-                        "invalid pool {subnet}: host bits are set (did you mean {}?)",
-                        subnet.trunc()
-                    )));
-                }
-                if subnet.prefix_len() > 30 {
-                    return Err(Error::Invalid(format!(
-                        "invalid pool {subnet}: too small, a network needs at least a /30"
-                    )));
-                }
-                if let Some(other) = taken
-                    .iter()
-                    .find(|t| t.contains(&subnet.network()) || subnet.contains(&t.network()))
-                {
-                    return Err(Error::Conflict(format!(
-                        "pool {subnet} overlaps with {other}, which is in use"
-                    )));
-                }
-                subnet
-            }
-            None => {
-                taken.extend(inner.netlink.host_prefixes().await?);
-                ipam::choose_subnet(&taken).ok_or_else(|| {
-                    Error::Conflict(
-                        "could not find an available, non-overlapping IPv4 address pool".into(),
-                    )
-                })?
-            }
+        let host_prefixes = inner.netlink.host_prefixes().await?;
+        let request = PoolRequest {
+            subnet,
+            ip_range: range,
+            ..Default::default()
         };
-        if let Some(range) = range {
-            if !subnet.contains(&range) {
-                return Err(Error::Invalid(format!(
-                    "invalid ip-range {range}: not inside pool {subnet}"
-                )));
-            }
-        }
+        let plan = ipam::plan_pool(&request, &taken, &host_prefixes).map_err(Error::Invalid)?;
+        let (subnet, range) = (plan.subnet, plan.ip_range);
         let pool = AddressPool {
             id: subnet.to_string(),
             subnet,

@@ -43,6 +43,18 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Runs a state-changing operation in its own task: a front door's client that hangs up
+/// must not cancel it between the store and the kernel (axum drops the handler's future
+/// when it does).
+pub async fn to_completion<T: Send + 'static>(
+    op: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(op).await {
+        Ok(result) => result,
+        Err(err) => Err(Error::Internal(anyhow::anyhow!("operation failed: {err}"))),
+    }
+}
+
 /// The daemon's single owner of state. One lock serialises every change, so the store,
 /// the kernel and the in-memory view move together.
 pub struct Service {
