@@ -52,15 +52,10 @@ fn parse_net(text: &str, what: &str) -> Result<Option<Ipv4Net>, PluginError> {
 }
 
 fn parse_ip(text: &str) -> Result<Option<Ipv4Addr>, PluginError> {
-    if text.is_empty() {
-        return Ok(None);
+    match text {
+        "" => Ok(None),
+        text => API.address(text, "address").map(Some),
     }
-    let bare = text.split_once('/').map_or(text, |(ip, _)| ip);
-    bare.parse().map(Some).map_err(|_| {
-        API.invalid(format!(
-            "invalid address {text:?}: expected an IPv4 address"
-        ))
-    })
 }
 
 async fn request_pool(State(plugin): State<Plugin>, body: Bytes) -> Reply {

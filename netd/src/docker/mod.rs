@@ -72,6 +72,13 @@ impl Api {
         self.failed(Error::Invalid(message.into()))
     }
 
+    /// An IPv4 address as Docker writes it: `10.1.0.1/24`, or bare.
+    fn address(self, text: &str, what: &str) -> Result<std::net::Ipv4Addr, PluginError> {
+        let bare = text.split_once('/').map_or(text, |(ip, _)| ip);
+        bare.parse()
+            .map_err(|_| self.invalid(format!("invalid {what} {text:?}: expected an IPv4 address")))
+    }
+
     /// Decodes a request body; Docker sends `application/vnd.docker.plugins.v1.x+json`,
     /// so the content type is not checked.
     fn decode<T: DeserializeOwned>(self, body: &Bytes) -> Result<T, PluginError> {

@@ -1,6 +1,5 @@
 //! `/NetworkDriver.*`: Docker's remote network driver calls, mapped onto the service.
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -107,11 +106,11 @@ fn docker_network(req: CreateNetwork) -> Result<DockerNetwork, PluginError> {
         .pool
         .parse()
         .map_err(|_| API.invalid(format!("invalid IPv4 pool {:?}", data.pool)))?;
-    let gateway = parse_address(&data.gateway, "gateway")?;
+    let gateway = API.address(&data.gateway, "gateway")?;
     let aux_addresses = data
         .aux_addresses
         .iter()
-        .map(|(name, ip)| Ok((name.clone(), parse_address(ip, "aux address")?)))
+        .map(|(name, ip)| Ok((name.clone(), API.address(ip, "aux address")?)))
         .collect::<Result<_, PluginError>>()?;
     let mut options: BTreeMap<String, String> = match req.options.get(GENERIC) {
         None | Some(Value::Null) => BTreeMap::new(),
@@ -138,13 +137,6 @@ fn docker_network(req: CreateNetwork) -> Result<DockerNetwork, PluginError> {
         internal: req.options.get(INTERNAL).and_then(Value::as_bool) == Some(true),
         options,
     })
-}
-
-/// An address as Docker writes it: `10.1.0.1/24`, or bare.
-fn parse_address(text: &str, what: &str) -> Result<Ipv4Addr, PluginError> {
-    let bare = text.split_once('/').map_or(text, |(ip, _)| ip);
-    bare.parse()
-        .map_err(|_| API.invalid(format!("invalid {what} {text:?}: expected an IPv4 address")))
 }
 
 async fn delete_network(State(plugin): State<Plugin>, body: Bytes) -> Reply {
