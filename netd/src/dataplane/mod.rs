@@ -15,6 +15,7 @@ mod links;
 mod loader;
 mod maps;
 mod nat;
+mod overlay;
 mod socket_hooks;
 
 use std::{net::Ipv4Addr, path::Path};
