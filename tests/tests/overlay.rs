@@ -295,7 +295,7 @@ fn overlay_network_spans_two_hosts_with_ping_tcp_udp_and_mtu() {
     c.wait_remote(B, &ip_a, true, PROPAGATION, "B learns A's endpoint");
     let remote = c.remote_endpoints(A)[&ip_b.parse().unwrap()];
     assert_eq!(
-        remote.vtep.to_string(),
+        Ipv4Addr::from(remote.vtep).to_string(),
         c.vteps[B],
         "REMOTE_EPS vtep: {remote:?}"
     );
@@ -909,7 +909,11 @@ fn host_removed_after_its_lease_expires_and_rejoins() {
         "issue: a host that rejoins gets its endpoints back (C)",
     );
     let remote = c.remote_endpoints(A)[&ip_b.parse().unwrap()];
-    assert_eq!(remote.vtep.to_string(), c.vteps[B], "{remote:?}");
+    assert_eq!(
+        Ipv4Addr::from(remote.vtep).to_string(),
+        c.vteps[B],
+        "{remote:?}"
+    );
     assert!(
         poll(Instant::now() + PROPAGATION, || c
             .peer_ips(A, "ov")

@@ -26,7 +26,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use aya::maps::{HashMap, Map, MapData};
+use netd::dataplane::{Dataplane, Maps};
+use netd_common::RemoteEndpoint;
 use serde_json::Value;
 
 use super::cleanup::cleanup;
@@ -61,9 +62,6 @@ const MAX_HOSTS: usize = 8;
 pub const ETCD_PREFIX: &str = "/netd/v1/";
 /// Contract: ls/inspect `Options` key holding an overlay network's VNI.
 pub const OPT_VXLANID: &str = "com.docker.network.driver.overlay.vxlanid_list";
-/// Map pins of the overlay (netd-common's MAP_REMOTE_ENDPOINTS, MAP_VNIS).
-const MAP_REMOTE_EPS: &str = "REMOTE_EPS";
-const MAP_VNIS: &str = "VNIS";
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -284,15 +282,6 @@ impl Drop for Etcd {
     }
 }
 
-/// One entry of a host's `REMOTE_EPS` map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RemoteEp {
-    pub vtep: Ipv4Addr,
-    pub vni: u32,
-    pub net_id: u32,
-    pub mac: [u8; 6],
-}
-
 /// Hosts, switch, outside and etcd of one overlay test.
 pub struct Cluster {
     /// Tag of the switch and outside netns and of the scratch dir (`ndt<pid>x<n>`).
@@ -486,29 +475,28 @@ impl Cluster {
     }
 
     /// Host `i`'s `REMOTE_EPS`, read from its pins.
-    pub fn remote_endpoints(&self, i: usize) -> BTreeMap<Ipv4Addr, RemoteEp> {
-        pinned_hash::<[u8; 4], [u8; 20]>(&self.hosts[i].bpffs, MAP_REMOTE_EPS)
+    pub fn remote_endpoints(&self, i: usize) -> BTreeMap<Ipv4Addr, RemoteEndpoint> {
+        let maps = self.pinned_maps(i);
+        maps.remote_endpoints()
+            .unwrap_or_else(|e| panic!("reading REMOTE_EPS of host {i}: {e:#}"))
             .into_iter()
-            .map(|(k, v)| {
-                let word = |at: usize| u32::from_ne_bytes([v[at], v[at + 1], v[at + 2], v[at + 3]]);
-                let mut mac = [0u8; 6];
-                mac.copy_from_slice(&v[12..18]);
-                (
-                    Ipv4Addr::from(k),
-                    RemoteEp {
-                        vtep: Ipv4Addr::new(v[0], v[1], v[2], v[3]),
-                        vni: word(4),
-                        net_id: word(8),
-                        mac,
-                    },
-                )
-            })
             .collect()
     }
 
     /// Host `i`'s `VNIS`: VNI -> net id.
     pub fn vnis(&self, i: usize) -> BTreeMap<u32, u32> {
-        pinned_hash::<u32, u32>(&self.hosts[i].bpffs, MAP_VNIS)
+        let maps = self.pinned_maps(i);
+        maps.vnis()
+            .unwrap_or_else(|e| panic!("reading VNIS of host {i}: {e:#}"))
+            .into_iter()
+            .collect()
+    }
+
+    /// Host `i`'s pinned maps, opened read-only.
+    fn pinned_maps(&self, i: usize) -> Maps {
+        let bpffs = &self.hosts[i].bpffs;
+        Dataplane::open_pins_readonly(bpffs)
+            .unwrap_or_else(|e| panic!("opening the pins of {}: {e:#}", bpffs.display()))
     }
 
     /// Polls (up to `timeout`) until host `i`'s `REMOTE_EPS` has `ip` (`present`) or not;
@@ -727,19 +715,6 @@ pub fn ping_once(from_ns: &str, ip: &str) -> bool {
         Duration::from_secs(5),
     )
     .success()
-}
-
-/// Every entry of the hash map pinned as `<bpffs>/maps/<name>`.
-fn pinned_hash<K: aya::Pod + Ord, V: aya::Pod>(bpffs: &Path, name: &str) -> BTreeMap<K, V> {
-    let path = bpffs.join("maps").join(name);
-    let data = MapData::from_pin(&path)
-        .unwrap_or_else(|e| panic!("contract: map pin {} must exist: {e}", path.display()));
-    let map = Map::from_map_data(data).unwrap_or_else(|e| panic!("map {name}: {e}"));
-    let h: HashMap<_, K, V> = HashMap::try_from(map)
-        .unwrap_or_else(|e| panic!("map {name} does not have the contract's layout: {e}"));
-    h.iter()
-        .map(|r| r.unwrap_or_else(|e| panic!("iterating {name}: {e}")))
-        .collect()
 }
 
 /// (transmitted, received) from ping's summary line.
