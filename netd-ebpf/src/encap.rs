@@ -19,8 +19,9 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr};
 
 use crate::{
     maps::{OVERLAY_CONFIG, REMOTE_EPS},
+    next_hop,
     packet::{ptr_at, ETH_P_IP},
-    policy, route,
+    policy,
     verdict::{Sender, Verdict},
     vxlan::{ipv4_checksum, Tunnel, VxlanHdr},
 };
@@ -71,15 +72,21 @@ pub fn to_remote(
         return Err(sender.drop(DropReason::Malformed));
     }
     let tunnel = tunnel(ctx, sender, ip, remote, local_ip, outer_len as u16);
+    let hop = next_hop::cached(ctx, remote.vtep, ctx.len() + VXLAN_OVERHEAD);
     // Packet pointers (`ip`) are invalid from here on; nothing below reads the packet.
     ctx.adjust_room(VXLAN_OVERHEAD as i32, BPF_ADJ_ROOM_MAC, ENCAP_FLAGS)
         .map_err(|_| sender.drop(DropReason::RedirectFailed))?;
-    ctx.store(EthHdr::LEN, &tunnel, 0)
-        .map_err(|_| sender.drop(DropReason::RedirectFailed))?;
-    // The outer Ethernet header is the sandbox's, moved to the front: the route fills in
-    // the next hop's addresses (its type is IPv4 already).
-    route::out_any(ctx, local_ip, remote.vtep)
-        .map(|action| sender.delivered(Delivery::Encap, action))
+    let sent = match hop {
+        Some(hop) => next_hop::send_cached(ctx, &hop, tunnel),
+        None => {
+            ctx.store(EthHdr::LEN, &tunnel, 0)
+                .map_err(|_| sender.drop(DropReason::RedirectFailed))?;
+            // The outer Ethernet header is the sandbox's, moved to the front: the route
+            // fills in the next hop's addresses (its type is IPv4 already).
+            next_hop::send_looked_up(ctx, local_ip, remote.vtep)
+        }
+    };
+    sent.map(|action| sender.delivered(Delivery::Encap, action))
         .map_err(|reason| sender.drop(reason))
 }
 

@@ -25,6 +25,7 @@ mod ipv4;
 mod lookup;
 mod maps;
 mod nat;
+mod next_hop;
 mod packet;
 mod policy;
 mod publish;

@@ -8,10 +8,10 @@ use aya_ebpf::{
 };
 use netd_common::{
     Counter, EndpointInfo, FlowKey, FragmentKey, MemberKey, NatConfig, NatEntry, NetworkInfo,
-    OverlayConfig, PublishKey, PublishTarget, RemoteEndpoint, SockKey, SockOrigin, UplinkInfo,
-    DEFAULT_NAT_ENTRIES, EP_CACHE_SLOTS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS,
+    NextHop, OverlayConfig, PublishKey, PublishTarget, RemoteEndpoint, SockKey, SockOrigin,
+    UplinkInfo, DEFAULT_NAT_ENTRIES, EP_CACHE_SLOTS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS,
     MAX_FRAGMENTED_DATAGRAMS, MAX_HOST_ADDRS, MAX_NETWORKS, MAX_PUBLISHED, MAX_SOCK_NAT,
-    MAX_UPLINKS, NAT_COUNTERS, STAT_SLOTS,
+    MAX_UPLINKS, NAT_COUNTERS, NEXT_HOP_SLOTS, STAT_SLOTS,
 };
 
 /// Host-side veth ifindex -> the endpoint sending on it. Written by the daemon on connect.
@@ -113,3 +113,8 @@ pub static VNIS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_NETWORKS, 0);
 /// Slot 0: [`OverlayConfig`] (this host's underlay address). Written by the daemon at start.
 #[map]
 pub static OVERLAY_CONFIG: Array<OverlayConfig> = Array::with_max_entries(1, 0);
+
+/// `next_hop_slot(vtep)` -> the route to one remote tunnel address as this CPU last looked
+/// it up (see `next_hop`). Written by the programs only; never pinned.
+#[map]
+pub static NEXT_HOPS: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(NEXT_HOP_SLOTS, 0);

@@ -24,7 +24,7 @@ use crate::{maps::UPLINKS, verdict::REDIRECTED};
 
 const AF_INET: u8 = 2;
 const LOOPBACK_IFINDEX: u32 = 1;
-const FIB_SUCCESS: i64 = 0;
+pub const FIB_SUCCESS: i64 = 0;
 const FIB_NO_NEIGH: i64 = 7;
 
 /// The uplink the route to `dst` leaves through, if it leaves through one.
@@ -81,21 +81,21 @@ pub fn out_uplink(
     forward(ctx, ret, &params)
 }
 
-/// Sends the packet (its outer header already written) wherever the route to `dst`
-/// leads: the overlay's way to another host's tunnel address, over any interface.
+/// The route to `dst` over any interface, as the lookup answered (its return code and
+/// parameters, for [`forward`]): the overlay's way to another host's tunnel address.
 #[inline(always)]
-pub fn out_any(ctx: &TcContext, src: [u8; 4], dst: [u8; 4]) -> Result<i32, DropReason> {
+pub fn lookup_any(ctx: &TcContext, src: [u8; 4], dst: [u8; 4]) -> (i64, bpf_fib_lookup) {
     let mut params = fib_params(src, dst);
     // SAFETY: helper called with a valid stack struct of the size it is told.
     let ret = unsafe { lookup(ctx, &mut params) };
-    forward(ctx, ret, &params)
+    (ret, params)
 }
 
 /// Addresses the frame to the looked-up next hop and redirects it out of its interface.
 /// With tot_len 0 the lookup also checked the skb against that interface's MTU
 /// (GSO-aware) and reports a frame too big as not forwardable, which drops it here.
 #[inline(always)]
-fn forward(ctx: &TcContext, ret: i64, params: &bpf_fib_lookup) -> Result<i32, DropReason> {
+pub fn forward(ctx: &TcContext, ret: i64, params: &bpf_fib_lookup) -> Result<i32, DropReason> {
     // SAFETY: helpers called with valid stack structs of the size they are told.
     unsafe {
         match ret {
@@ -151,7 +151,7 @@ pub fn into_sandbox(
 }
 
 #[inline(always)]
-fn redirected(ret: i64) -> Result<i32, DropReason> {
+pub fn redirected(ret: i64) -> Result<i32, DropReason> {
     if ret as i32 == REDIRECTED {
         Ok(REDIRECTED)
     } else {

@@ -155,6 +155,89 @@ fn encapsulation_without_a_neighbour_entry_leaves_the_addresses_to_redirect_neig
     });
 }
 
+/// Keeps this thread on the CPU it runs on, so consecutive runs share the per-CPU
+/// next-hop cache.
+fn stay_on_this_cpu() {
+    // SAFETY: plain libc calls on a zeroed cpu_set_t, for the calling thread (pid 0).
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        assert!(cpu >= 0, "sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "sched_setaffinity"
+        );
+    }
+}
+
+#[test]
+fn encapsulation_reuses_the_next_hop_for_a_second() {
+    in_uplink_netns(|_| {
+        stay_on_this_cpu();
+        let mut dp = overlay_world(From::A1);
+        let frame = a1_udp(gateway_mac(GW_A), RA);
+        // The first packet looks the route up and remembers it; the second reuses it.
+        let looked_up = dp.test_run(&frame, 1).unwrap();
+        let remembered = dp.test_run(&frame, 1).unwrap();
+        assert_eq!(looked_up.verdict, TC_ACT_REDIRECT, "stats {:?}", dp.stats());
+        assert_eq!(
+            remembered.verdict,
+            TC_ACT_REDIRECT,
+            "stats {:?}",
+            dp.stats()
+        );
+        assert_eq!(
+            remembered.frame, looked_up.frame,
+            "same frame from the cache"
+        );
+        assert_eq!(&remembered.frame[..12], &encapsulated(&frame, 0)[..12]);
+
+        // Too long for up0 (MTU 1500) once encapsulated and not a GSO packet: the
+        // lookup's MTU check still refuses it, cache or not.
+        let before = dp.stats().unwrap();
+        let big = udp(gateway_mac(GW_A), a1_mac(), A1, RA, 1500 - 28);
+        let out = dp.test_run(&big, 1).unwrap();
+        assert_eq!(out.verdict, TC_ACT_SHOT, "too big for the underlay");
+        let no_route = dp
+            .stats()
+            .unwrap()
+            .into_iter()
+            .filter(|row| (row.net_id, row.kind) == dropped(NET_A, DropReason::NoRoute))
+            .count();
+        assert_eq!(no_route, 1, "counted as no route; before {before:?}");
+
+        // The next hop's MAC changes: within a second of the lookup the old answer may
+        // serve; after that the new one does.
+        let status = Command::new("ip")
+            .args([
+                "neigh",
+                "replace",
+                "10.250.0.254",
+                "lladdr",
+                "02:00:00:00:00:fd",
+            ])
+            .args(["dev", "up0", "nud", "permanent"])
+            .status()
+            .expect("ip");
+        assert!(status.success(), "ip neigh replace");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let moved = dp.test_run(&frame, 1).unwrap();
+        assert_eq!(moved.verdict, TC_ACT_REDIRECT);
+        assert_eq!(
+            &moved.frame[..6],
+            &[2, 0, 0, 0, 0, 0xfd],
+            "new neighbour MAC"
+        );
+        assert_eq!(
+            &moved.frame[6..],
+            &looked_up.frame[6..],
+            "nothing else changed"
+        );
+    });
+}
+
 #[test]
 fn remote_endpoints_obey_isolation_and_icc() {
     in_uplink_netns(|_| {
