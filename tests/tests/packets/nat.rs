@@ -40,6 +40,20 @@ pub(crate) fn in_uplink_netns(body: impl FnOnce(u32) + Send + 'static) {
         .unwrap()
         .success());
     let cleanup = Cleanup(name.clone());
+    // No IPv6 on the links: their DAD probes would reach the program under test and show
+    // in its counters.
+    let sysctl = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &name,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ])
+        .status()
+        .expect("sysctl");
+    assert!(sysctl.success(), "disabling IPv6 in {name} failed");
     ip_cmd(&["link", "set", "lo", "up"]);
     ip_cmd(&[
         "link",
