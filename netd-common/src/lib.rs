@@ -6,8 +6,10 @@
 
 pub mod maps;
 pub mod nat;
+pub mod overlay;
 pub mod stats;
 
 pub use maps::*;
 pub use nat::*;
+pub use overlay::*;
 pub use stats::*;

@@ -38,10 +38,12 @@ pub enum DropReason {
     /// Forwarded by the host into a sandbox from an interface that is not netd's (e.g.
     /// docker0 or another runtime's bridge): another network.
     ForeignInterface = 14,
+    /// A VXLAN packet to this host with a VNI no overlay network has.
+    UnknownVni = 15,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Malformed,
         DropReason::UnknownEndpoint,
         DropReason::SpoofedMac,
@@ -57,6 +59,7 @@ impl DropReason {
         DropReason::NoRoute,
         DropReason::NotPublished,
         DropReason::ForeignInterface,
+        DropReason::UnknownVni,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -76,6 +79,7 @@ impl DropReason {
             DropReason::NoRoute => "no-route",
             DropReason::NotPublished => "not-published",
             DropReason::ForeignInterface => "foreign-interface",
+            DropReason::UnknownVni => "unknown-vni",
         }
     }
 }
@@ -98,10 +102,14 @@ pub enum Delivery {
     Inbound = 5,
     /// From a sandbox to a published port on a host address, into the backend sandbox.
     Hairpin = 6,
+    /// From a sandbox to an endpoint on another host, VXLAN-encapsulated to that host.
+    Encap = 7,
+    /// VXLAN from another host, decapsulated into a sandbox.
+    Decap = 8,
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 7] = [
+    pub const ALL: [Delivery; 9] = [
         Delivery::Peer,
         Delivery::Flood,
         Delivery::Host,
@@ -109,6 +117,8 @@ impl Delivery {
         Delivery::Uplink,
         Delivery::Inbound,
         Delivery::Hairpin,
+        Delivery::Encap,
+        Delivery::Decap,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -120,18 +130,30 @@ impl Delivery {
             Delivery::Uplink => "uplink",
             Delivery::Inbound => "inbound",
             Delivery::Hairpin => "hairpin",
+            Delivery::Encap => "encap",
+            Delivery::Decap => "decap",
         }
     }
 }
 
-/// Slots per network in the stats array: deliveries first, then drop reasons.
+/// Slots per network in the stats array: the first deliveries, then drop reasons, then
+/// the later deliveries. Slots never move (the array outlives daemon upgrades in its pin),
+/// so deliveries past the first block start a block of their own at the top.
 pub const STAT_SLOTS: u32 = 32;
-/// First slot of the drop reasons.
+/// First slot of the drop reasons; also the number of deliveries in the first block.
 pub const STAT_DROP_BASE: u32 = 8;
+/// Slot of delivery number `STAT_DROP_BASE`, the first of the later block.
+pub const STAT_LATE_DELIVERY_BASE: u32 = 28;
 
 /// Index of a delivery counter in the stats array.
 pub const fn delivery_slot(net_id: u32, delivery: Delivery) -> u32 {
-    net_id * STAT_SLOTS + delivery as u32
+    let d = delivery as u32;
+    let slot = if d < STAT_DROP_BASE {
+        d
+    } else {
+        STAT_LATE_DELIVERY_BASE + (d - STAT_DROP_BASE)
+    };
+    net_id * STAT_SLOTS + slot
 }
 
 /// Index of a drop counter in the stats array.
@@ -153,6 +175,12 @@ unsafe impl aya::Pod for Counter {}
 
 const _: () = {
     assert!(core::mem::size_of::<Counter>() == 16);
-    assert!(STAT_DROP_BASE as usize >= Delivery::ALL.len());
-    assert!(STAT_DROP_BASE as usize + DropReason::ALL.len() <= STAT_SLOTS as usize);
+    assert!(STAT_DROP_BASE as usize + DropReason::ALL.len() <= STAT_LATE_DELIVERY_BASE as usize);
+    assert!(
+        STAT_LATE_DELIVERY_BASE as usize + Delivery::ALL.len() - STAT_DROP_BASE as usize
+            <= STAT_SLOTS as usize
+    );
+    assert!(delivery_slot(0, Delivery::Hairpin) == 6);
+    assert!(delivery_slot(0, Delivery::Encap) == 7);
+    assert!(delivery_slot(0, Delivery::Decap) == STAT_LATE_DELIVERY_BASE);
 };

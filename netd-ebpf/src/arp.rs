@@ -1,12 +1,13 @@
-//! ARP: answer for the gateway ourselves, hand requests for a peer to that peer, and let
-//! replies reach the peer (or the host) they are addressed to.
+//! ARP: answer for the gateway and for overlay endpoints on other hosts ourselves (no
+//! broadcast crosses hosts), hand requests for a local peer to that peer, and let replies
+//! reach the peer (or the host) they are addressed to.
 
 use aya_ebpf::programs::TcContext;
 use netd_common::{Delivery, DropReason};
 use network_types::{arp::ArpHdr, eth::EthHdr};
 
 use crate::{
-    lookup,
+    encap, lookup,
     packet::{self, ip_u32, ETH_P_ARP},
     policy, redirect,
     verdict::{Sender, Verdict},
@@ -17,7 +18,7 @@ const PTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 const OP_REQUEST: [u8; 2] = [0, 1];
 const OP_REPLY: [u8; 2] = [0, 2];
 
-/// An Ethernet + ARP frame as written back for a gateway reply.
+/// An Ethernet + ARP frame as written back for a reply we make ourselves.
 #[repr(C)]
 struct ArpFrame {
     eth: EthHdr,
@@ -56,15 +57,19 @@ fn check_sender(sender: &Sender, arp: &ArpHdr) -> Result<(), crate::verdict::Dro
 #[inline(always)]
 fn request(ctx: &TcContext, sender: &Sender, arp: &ArpHdr, target: u32) -> Verdict {
     if target == ip_u32(sender.net.gateway_ip) {
-        return answer_for_gateway(ctx, sender, arp);
+        return answer(ctx, sender, arp, sender.net.gateway_mac);
     }
     if target == ip_u32(sender.ep.ip) {
         // Gratuitous ARP or a duplicate-address probe for itself: nobody else may answer.
         return sender.to_host();
     }
-    let peer = lookup::by_ip(target).ok_or(sender.drop(DropReason::UnknownDestination))?;
-    policy::may_reach(sender, peer)?;
-    redirect::into_peer(sender, peer.host_ifindex)
+    if let Some(peer) = lookup::by_ip(target) {
+        policy::may_reach(sender, peer)?;
+        return redirect::into_peer(sender, peer.host_ifindex);
+    }
+    let remote = encap::remote(target).ok_or(sender.drop(DropReason::UnknownDestination))?;
+    policy::may_reach_network(sender, remote.net_id)?;
+    answer(ctx, sender, arp, remote.mac)
 }
 
 /// Replies go to the same-network endpoint they target; anything else (e.g. the host
@@ -82,13 +87,14 @@ fn reply(sender: &Sender, target: u32) -> Verdict {
     }
 }
 
-/// Rewrites the request into the gateway's reply and sends it back into the sender's sandbox.
+/// Rewrites the request into the reply "`request.tpa` is at `mac`" and sends it back into
+/// the sender's sandbox.
 #[inline(always)]
-fn answer_for_gateway(ctx: &TcContext, sender: &Sender, request: &ArpHdr) -> Verdict {
+fn answer(ctx: &TcContext, sender: &Sender, request: &ArpHdr, mac: [u8; 6]) -> Verdict {
     let frame = ArpFrame {
         eth: EthHdr {
             dst_addr: request.sha,
-            src_addr: sender.net.gateway_mac,
+            src_addr: mac,
             ether_type: ETH_P_ARP,
         },
         arp: ArpHdr {
@@ -97,8 +103,8 @@ fn answer_for_gateway(ctx: &TcContext, sender: &Sender, request: &ArpHdr) -> Ver
             hlen: 6,
             plen: 4,
             oper: OP_REPLY,
-            sha: sender.net.gateway_mac,
-            spa: sender.net.gateway_ip,
+            sha: mac,
+            spa: request.tpa,
             tha: request.sha,
             tpa: request.spa,
         },

@@ -1,13 +1,13 @@
 //! IPv4: anti-spoofing, then where the destination lives: a group address (flood), the
-//! gateway (the host, or a NAT flow), a peer sandbox (redirect_peer), another netd subnet,
-//! or beyond them all (`egress`).
+//! gateway (the host, or a NAT flow), a peer sandbox (redirect_peer), an endpoint of the
+//! overlay on another host (`encap`), another netd subnet, or beyond them all (`egress`).
 
 use aya_ebpf::programs::TcContext;
 use netd_common::{DropReason, EndpointInfo, NetworkInfo};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
-    egress,
+    egress, encap,
     flood::flood,
     lookup,
     maps::{host_key, NETWORKS, SUBNETS},
@@ -56,8 +56,10 @@ fn to_peer(ctx: &TcContext, sender: &Sender, eth: &EthHdr, peer: &EndpointInfo) 
     redirect::into_peer(sender, peer.host_ifindex)
 }
 
-/// No endpoint has the address: it is another network's gateway (the host owns it), our
-/// subnet's broadcast, a free address in a netd subnet, or outside every netd subnet.
+/// No local endpoint has the address: it is another network's gateway (the host owns it),
+/// our subnet's broadcast, an overlay endpoint on another host, a free address in a netd
+/// subnet, or outside every netd subnet. Remote endpoints are looked up only here, so
+/// local traffic never pays for the overlay.
 #[inline(always)]
 fn beyond_endpoints(ctx: &TcContext, sender: &Sender, dst: u32, ip: &Ipv4Hdr) -> Verdict {
     let Some(&net_id) = SUBNETS.get(host_key(dst)) else {
@@ -68,7 +70,10 @@ fn beyond_endpoints(ctx: &TcContext, sender: &Sender, dst: u32, ip: &Ipv4Hdr) ->
         if is_subnet_broadcast(ip.dst_addr, sender.net) {
             return flood(ctx, sender);
         }
-        return Err(sender.drop(DropReason::UnknownDestination));
+        return match encap::remote(dst) {
+            Some(remote) => encap::to_remote(ctx, sender, ip, remote),
+            None => Err(sender.drop(DropReason::UnknownDestination)),
+        };
     }
     match NETWORKS.get(net_id) {
         Some(other) if ip_u32(other.gateway_ip) == dst => {
@@ -78,6 +83,8 @@ fn beyond_endpoints(ctx: &TcContext, sender: &Sender, dst: u32, ip: &Ipv4Hdr) ->
                 egress::to_gateway(ctx, sender, ip)
             }
         }
+        // Another network's endpoint, on another host: isolated like a local one.
+        _ if encap::remote(dst).is_some() => Err(sender.drop(DropReason::NetworkIsolation)),
         _ => Err(sender.drop(DropReason::UnknownDestination)),
     }
 }

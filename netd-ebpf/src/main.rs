@@ -4,15 +4,17 @@
 //! sender lookup -> source MAC guard -> per-ethertype step (ARP or IPv4) -> one counter.
 //!
 //! `to_sandbox` at tc egress of the same veth keeps what the host forwards from foreign
-//! interfaces out; `from_uplink` translates at the uplinks; the cgroup hooks publish
-//! ports to the host's own sockets.
+//! interfaces out; `from_uplink` translates at the uplinks and decapsulates the overlay's
+//! VXLAN; the cgroup hooks publish ports to the host's own sockets.
 //!
 //! No aya-log: the per-packet path never logs; the STATS counters are the observability.
 #![no_std]
 #![no_main]
 
 mod arp;
+mod decap;
 mod egress;
+mod encap;
 mod endpoint;
 mod flood;
 mod flow;
@@ -32,6 +34,7 @@ mod sock;
 mod stats;
 mod uplink;
 mod verdict;
+mod vxlan;
 
 use aya_ebpf::{
     bindings::TC_ACT_SHOT,

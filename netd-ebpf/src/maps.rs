@@ -8,9 +8,10 @@ use aya_ebpf::{
 };
 use netd_common::{
     Counter, EndpointInfo, FlowKey, FragmentKey, MemberKey, NatConfig, NatEntry, NetworkInfo,
-    PublishKey, PublishTarget, SockKey, SockOrigin, UplinkInfo, DEFAULT_NAT_ENTRIES,
-    EP_CACHE_SLOTS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS, MAX_FRAGMENTED_DATAGRAMS, MAX_HOST_ADDRS,
-    MAX_NETWORKS, MAX_PUBLISHED, MAX_SOCK_NAT, MAX_UPLINKS, NAT_COUNTERS, STAT_SLOTS,
+    OverlayConfig, PublishKey, PublishTarget, RemoteEndpoint, SockKey, SockOrigin, UplinkInfo,
+    DEFAULT_NAT_ENTRIES, EP_CACHE_SLOTS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS,
+    MAX_FRAGMENTED_DATAGRAMS, MAX_HOST_ADDRS, MAX_NETWORKS, MAX_PUBLISHED, MAX_SOCK_NAT,
+    MAX_UPLINKS, NAT_COUNTERS, STAT_SLOTS,
 };
 
 /// Host-side veth ifindex -> the endpoint sending on it. Written by the daemon on connect.
@@ -99,3 +100,16 @@ pub static SOCK_NAT: LruHashMap<SockKey, SockOrigin> =
 /// Per-CPU NAT counters, indexed by [`netd_common::NatCounter`].
 #[map]
 pub static NAT_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NAT_COUNTERS, 0);
+
+/// Endpoints of overlay networks on other hosts: IPv4 (wire-order u32) -> where they live.
+/// Written by the daemon from the cluster store.
+#[map]
+pub static REMOTE_EPS: HashMap<u32, RemoteEndpoint> = HashMap::with_max_entries(MAX_ENDPOINTS, 0);
+
+/// VNI -> network id of every overlay network. Written by the daemon on network create/rm.
+#[map]
+pub static VNIS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_NETWORKS, 0);
+
+/// Slot 0: [`OverlayConfig`] (this host's underlay address). Written by the daemon at start.
+#[map]
+pub static OVERLAY_CONFIG: Array<OverlayConfig> = Array::with_max_entries(1, 0);

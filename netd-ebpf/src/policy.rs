@@ -8,7 +8,13 @@ use crate::verdict::{Dropped, Sender};
 /// network allows inter-container traffic.
 #[inline(always)]
 pub fn may_reach(sender: &Sender, peer: &EndpointInfo) -> Result<(), Dropped> {
-    if peer.net_id != sender.ep.net_id {
+    may_reach_network(sender, peer.net_id)
+}
+
+/// The same for an endpoint of network `net_id` anywhere (e.g. on another host).
+#[inline(always)]
+pub fn may_reach_network(sender: &Sender, net_id: u32) -> Result<(), Dropped> {
+    if net_id != sender.ep.net_id {
         return Err(sender.drop(DropReason::NetworkIsolation));
     }
     if !sender.icc() {

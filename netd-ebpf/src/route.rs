@@ -69,21 +69,43 @@ pub fn out_uplink(
     dst: [u8; 4],
 ) -> Result<i32, DropReason> {
     let mut params = fib_params(src, dst);
-    // SAFETY: helpers called with a valid stack struct of the size they are told.
+    // SAFETY: helper called with a valid stack struct of the size it is told.
+    let ret = unsafe { lookup(ctx, &mut params) };
+    // A flow masqueraded to one uplink's address cannot leave through another
+    // (0: any uplink will do). The route must lead to an uplink either way.
+    if (uplink_ifindex != 0 && params.ifindex != uplink_ifindex)
+        || uplink_at(params.ifindex).is_none()
+    {
+        return Err(DropReason::NoRoute);
+    }
+    forward(ctx, ret, &params)
+}
+
+/// Sends the packet (its outer header already written) wherever the route to `dst`
+/// leads: the overlay's way to another host's tunnel address, over any interface.
+#[inline(always)]
+pub fn out_any(ctx: &TcContext, src: [u8; 4], dst: [u8; 4]) -> Result<i32, DropReason> {
+    let mut params = fib_params(src, dst);
+    // SAFETY: helper called with a valid stack struct of the size it is told.
+    let ret = unsafe { lookup(ctx, &mut params) };
+    forward(ctx, ret, &params)
+}
+
+/// Addresses the frame to the looked-up next hop and redirects it out of its interface.
+/// With tot_len 0 the lookup also checked the skb against that interface's MTU
+/// (GSO-aware) and reports a frame too big as not forwardable, which drops it here.
+#[inline(always)]
+fn forward(ctx: &TcContext, ret: i64, params: &bpf_fib_lookup) -> Result<i32, DropReason> {
+    // SAFETY: helpers called with valid stack structs of the size they are told.
     unsafe {
-        let ret = lookup(ctx, &mut params);
-        // A flow masqueraded to one uplink's address cannot leave through another
-        // (0: any uplink will do). The route must lead to an uplink either way.
-        if (uplink_ifindex != 0 && params.ifindex != uplink_ifindex)
-            || uplink_at(params.ifindex).is_none()
-        {
-            return Err(DropReason::NoRoute);
-        }
         match ret {
             FIB_SUCCESS => {
-                ctx.store(0, &params.dmac, 0)
-                    .map_err(|_| DropReason::RedirectFailed)?;
-                ctx.store(6, &params.smac, 0)
+                // One store for both addresses (the lookup has them the other way round).
+                let macs = EthAddrs {
+                    dst: params.dmac,
+                    src: params.smac,
+                };
+                ctx.store(0, &macs, 0)
                     .map_err(|_| DropReason::RedirectFailed)?;
                 redirected(bpf_redirect(params.ifindex, 0))
             }
@@ -103,6 +125,13 @@ pub fn out_uplink(
     }
 }
 
+/// The two addresses at the start of an Ethernet header.
+#[repr(C)]
+pub struct EthAddrs {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+}
+
 /// Into the sandbox behind host veth `ifindex`, addressed from its gateway MAC.
 #[inline(always)]
 pub fn into_sandbox(
@@ -111,9 +140,11 @@ pub fn into_sandbox(
     dst_mac: &[u8; 6],
     src_mac: &[u8; 6],
 ) -> Result<i32, DropReason> {
-    ctx.store(0, dst_mac, 0)
-        .map_err(|_| DropReason::RedirectFailed)?;
-    ctx.store(6, src_mac, 0)
+    let macs = EthAddrs {
+        dst: *dst_mac,
+        src: *src_mac,
+    };
+    ctx.store(0, &macs, 0)
         .map_err(|_| DropReason::RedirectFailed)?;
     // SAFETY: plain helper call; flags 0.
     redirected(unsafe { bpf_redirect_peer(ifindex, 0) })

@@ -1,4 +1,5 @@
-//! `from_uplink`, at tc ingress of every uplink: the outside world's way in. Replies of
+//! `from_uplink`, at tc ingress of every uplink (and of the overlay's underlay interface):
+//! the outside world's way in. VXLAN from other hosts is decapsulated (`decap`); replies of
 //! masqueraded flows and packets to published ports are translated and handed straight to
 //! the sandbox with redirect_peer; routed networks are reached as is; everything else is
 //! the host's and passes untouched.
@@ -14,6 +15,7 @@ use netd_common::{
 };
 
 use crate::{
+    decap,
     flow::{classify, Flow, L4Kind},
     host_socket, icmp_error, lookup,
     maps::NETWORKS,
@@ -38,6 +40,9 @@ pub fn handle(ctx: &TcContext) -> Verdict {
     let Some(ip) = packet::ipv4(ctx) else {
         return pass();
     };
+    if let Some(verdict) = decap::vxlan_to_us(ctx, ip) {
+        return verdict;
+    }
     let dst = ip.dst_addr;
     match classify(ctx, ip) {
         L4Kind::Flow(flow) => {
@@ -137,8 +142,9 @@ pub fn inbound(net_id: u32, action: i32) -> Delivered {
     }
 }
 
+/// To the host stack, untouched.
 #[inline(always)]
-fn pass() -> Verdict {
+pub fn pass() -> Verdict {
     Ok(Delivered {
         net_id: UPLINK_ROW,
         delivery: Delivery::Host,

@@ -14,6 +14,8 @@ pub enum Driver {
     Bridge,
     Host,
     Null,
+    /// A VXLAN network spanning the hosts of the cluster store.
+    Overlay,
 }
 
 impl Driver {
@@ -22,7 +24,13 @@ impl Driver {
             Driver::Bridge => "bridge",
             Driver::Host => "host",
             Driver::Null => "null",
+            Driver::Overlay => "overlay",
         }
+    }
+
+    /// Drivers whose endpoints are veths in netd's dataplane.
+    pub fn switches(self) -> bool {
+        matches!(self, Driver::Bridge | Driver::Overlay)
     }
 }
 
@@ -64,6 +72,10 @@ pub struct Network {
     /// (`docker network create -d netd -o netd.network=NAME`).
     #[serde(default)]
     pub docker_id: Option<String>,
+    /// Overlay networks: the VXLAN network identifier, the same on every host. The
+    /// record itself is the cluster store's; this one is the host's copy.
+    #[serde(default)]
+    pub vni: Option<u32>,
 }
 
 /// An endpoint is written `Pending` before the kernel is touched and `Active` once the

@@ -154,6 +154,7 @@ mod tests {
             predefined: true,
             docker: false,
             docker_id: None,
+            vni: None,
         }
     }
 

@@ -26,6 +26,11 @@ const APT_PACKAGES: &[&str] = &[
     "podman",
     "busybox-static", // the only image the tests use (no registry needed)
     "containernetworking-plugins", // CNI bridge/portmap/host-local in /usr/lib/cni
+    // The cluster store of the overlay tests and bench (they start their own etcd), and
+    // protoc, which the etcd client crate needs to build.
+    "etcd-server",
+    "etcd-client", // etcdctl
+    "protobuf-compiler",
 ];
 
 /// bpf-linker must be built against LLVM 22 (not older than nightly rustc's LLVM); see shared/TOOLCHAIN.md.

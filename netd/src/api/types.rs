@@ -110,6 +110,18 @@ pub struct NetworkInspect {
     pub containers: BTreeMap<String, ContainerAttachment>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+    /// Overlay networks: the hosts with endpoints on it (Docker's `Peers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<Peer>>,
+}
+
+/// A host taking part in an overlay network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Peer {
+    pub name: String,
+    #[serde(rename = "IP")]
+    pub ip: String,
 }
 
 /// `POST /v1/networks/{name}/connect`

@@ -253,6 +253,7 @@ mod tests {
             containers: BTreeMap::new(),
             options: BTreeMap::new(),
             labels: BTreeMap::new(),
+            peers: None,
         }
     }
 

@@ -39,7 +39,9 @@ impl CniError {
     /// daemon's status says whose fault it is.
     pub fn from_daemon(err: CliError) -> Self {
         let code = match &err {
-            CliError::Unreachable { .. } | CliError::Transport(_) => code::TRY_AGAIN_LATER,
+            CliError::Unreachable { .. }
+            | CliError::Transport(_)
+            | CliError::Daemon { status: 503, .. } => code::TRY_AGAIN_LATER,
             CliError::Daemon { status: 400, .. } => code::INVALID_CONFIG,
             CliError::Daemon { status: 404, .. } => code::UNKNOWN_CONTAINER,
             _ => code::OTHER,

@@ -1,6 +1,8 @@
 //! `netd daemon`: opens the store, adopts the pinned dataplane, reconciles, serves the API.
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -9,6 +11,7 @@ use tokio::net::UnixListener;
 
 use netd_common::DEFAULT_NAT_ENTRIES;
 
+use crate::cluster::{Cluster, ClusterSettings};
 use crate::dataplane::{Dataplane, Timeouts};
 use crate::netlink::Netlink;
 use crate::service::{Service, Settings};
@@ -51,6 +54,22 @@ pub struct DaemonArgs {
     /// Docker's API, asked for the names of the networks Docker creates through the plugin.
     #[arg(long, default_value = "unix:///var/run/docker.sock", value_parser = unix_url)]
     pub docker_host: PathBuf,
+    /// The etcd cluster store that makes overlay networks span hosts:
+    /// `etcd://HOST:PORT[,HOST:PORT...]`. Without it, overlay networks are refused.
+    #[arg(long, value_name = "URL", requires = "advertise_addr")]
+    pub cluster_store: Option<String>,
+    /// This host's address on the underlay: the source of its VXLAN packets, and where the
+    /// other hosts send theirs. Its interface gets the decapsulating program.
+    #[arg(long, value_name = "IP", requires = "cluster_store")]
+    pub advertise_addr: Option<Ipv4Addr>,
+    /// MTU of sandboxes on overlay networks (default: the underlay's minus 50, the VXLAN
+    /// overhead).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(68..=65485))]
+    pub mtu: Option<u32>,
+    /// Seconds this host's endpoints outlive it in the cluster store when it stops renewing
+    /// its lease (a dead host disappears from the others after this).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub cluster_ttl: u64,
 }
 
 /// `unix:///path` as a path: the only kind of Docker host netd talks to.
@@ -82,10 +101,20 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         None => crate::dataplane::cgroup2_root()?,
     };
     dataplane.attach_socket_hooks(&args.bpffs, &cgroup, uplinks::netns_cookie()?, NAT_PORTS)?;
+    let cluster = match (&args.cluster_store, args.advertise_addr) {
+        (Some(url), Some(vtep)) => {
+            let settings = cluster_settings(&netlink, url, vtep, &args).await?;
+            dataplane.set_overlay(vtep, &settings.1)?;
+            Some(Arc::new(Cluster::connect(settings.0).await?))
+        }
+        _ => None,
+    };
     let settings = Settings {
         bridge_subnet: args.bridge_subnet,
     };
-    let service = Service::start(store, netlink, dataplane, &settings).await?;
+    let service = Service::start(store, netlink, dataplane, cluster.clone(), &settings).await?;
+    // The store may be away: the session keeps trying, the dataplane forwards meanwhile.
+    let session = cluster.map(|c| tokio::spawn(crate::cluster::run_session(c, service.clone())));
     let listener = bind(&args.socket)?;
     let plugin = match args.docker_plugin_socket.as_os_str() == "none" {
         true => None,
@@ -123,6 +152,9 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         .await
         .context("API server failed")?;
     reaper.abort();
+    if let Some(session) = session {
+        session.abort();
+    }
     if let Some(server) = docker_plugin {
         server.abort();
         let _ = std::fs::remove_file(&args.docker_plugin_socket);
@@ -130,6 +162,36 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&args.socket);
     tracing::info!("netd daemon stopped; the dataplane keeps forwarding");
     Ok(())
+}
+
+/// The cluster flags, checked against the host; and the underlay interface's name.
+async fn cluster_settings(
+    netlink: &Netlink,
+    url: &str,
+    vtep: Ipv4Addr,
+    args: &DaemonArgs,
+) -> anyhow::Result<(ClusterSettings, String)> {
+    let Some((underlay, underlay_mtu)) = netlink.interface_with_address(vtep).await? else {
+        anyhow::bail!("--advertise-addr {vtep} is not an address of this host");
+    };
+    let overlay_mtu = args
+        .mtu
+        .unwrap_or(underlay_mtu.saturating_sub(netd_common::VXLAN_OVERHEAD));
+    if overlay_mtu + netd_common::VXLAN_OVERHEAD > underlay_mtu || overlay_mtu < 68 {
+        anyhow::bail!(
+            "--mtu {overlay_mtu} does not fit the underlay {underlay} (MTU {underlay_mtu}) with the {} bytes VXLAN adds",
+            netd_common::VXLAN_OVERHEAD
+        );
+    }
+    tracing::info!(%vtep, underlay, overlay_mtu, "cluster member");
+    let settings = ClusterSettings {
+        url: url.to_owned(),
+        vtep,
+        underlay_mtu,
+        overlay_mtu,
+        ttl: Duration::from_secs(args.cluster_ttl),
+    };
+    Ok((settings, underlay))
 }
 
 /// Binds the API socket with mode 0660, replacing a stale one left by a crash.

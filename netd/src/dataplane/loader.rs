@@ -13,12 +13,13 @@ use aya::{
 };
 use netd_common::{
     Counter, EndpointInfo, FlowKey, FragmentKey, MemberKey, NatConfig, NatEntry, NetworkInfo,
-    PublishKey, PublishTarget, SockKey, SockOrigin, UplinkInfo, EP_CACHE_SLOTS,
-    MAP_ENDPOINTS_BY_IFINDEX, MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX, MAP_EP_CACHE_BY_IP,
-    MAP_FRAGMENTS, MAP_HOST_ADDRS, MAP_MEMBERS, MAP_NAT, MAP_NAT_CONFIG, MAP_NAT_STATS,
-    MAP_NETWORKS, MAP_PUBLISHED, MAP_SOCK_NAT, MAP_STATS, MAP_SUBNETS, MAP_UPLINKS, MAX_ENDPOINTS,
-    MAX_FLOOD_MEMBERS, MAX_FRAGMENTED_DATAGRAMS, MAX_HOST_ADDRS, MAX_NETWORKS, MAX_PUBLISHED,
-    MAX_SOCK_NAT, MAX_UPLINKS, NAT_COUNTERS, PROG_CONNECT4, PROG_FROM_SANDBOX, PROG_FROM_UPLINK,
+    OverlayConfig, PublishKey, PublishTarget, RemoteEndpoint, SockKey, SockOrigin, UplinkInfo,
+    EP_CACHE_SLOTS, MAP_ENDPOINTS_BY_IFINDEX, MAP_ENDPOINTS_BY_IP, MAP_EP_CACHE_BY_IFINDEX,
+    MAP_EP_CACHE_BY_IP, MAP_FRAGMENTS, MAP_HOST_ADDRS, MAP_MEMBERS, MAP_NAT, MAP_NAT_CONFIG,
+    MAP_NAT_STATS, MAP_NETWORKS, MAP_OVERLAY_CONFIG, MAP_PUBLISHED, MAP_REMOTE_ENDPOINTS,
+    MAP_SOCK_NAT, MAP_STATS, MAP_SUBNETS, MAP_UPLINKS, MAP_VNIS, MAX_ENDPOINTS, MAX_FLOOD_MEMBERS,
+    MAX_FRAGMENTED_DATAGRAMS, MAX_HOST_ADDRS, MAX_NETWORKS, MAX_PUBLISHED, MAX_SOCK_NAT,
+    MAX_UPLINKS, NAT_COUNTERS, PROG_CONNECT4, PROG_FROM_SANDBOX, PROG_FROM_UPLINK,
     PROG_GETPEERNAME4, PROG_RECVMSG4, PROG_SENDMSG4, PROG_TO_SANDBOX, STAT_SLOTS,
 };
 
@@ -51,7 +52,7 @@ struct Layout {
     max_entries: u32,
 }
 
-const LAYOUTS: [Layout; 16] = [
+const LAYOUTS: [Layout; 19] = [
     Layout {
         name: MAP_ENDPOINTS_BY_IFINDEX,
         map_type: MapType::Hash,
@@ -164,6 +165,27 @@ const LAYOUTS: [Layout; 16] = [
         key_size: size_of::<FragmentKey>(),
         value_size: size_of::<FlowKey>(),
         max_entries: MAX_FRAGMENTED_DATAGRAMS,
+    },
+    Layout {
+        name: MAP_REMOTE_ENDPOINTS,
+        map_type: MapType::Hash,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<RemoteEndpoint>(),
+        max_entries: MAX_ENDPOINTS,
+    },
+    Layout {
+        name: MAP_VNIS,
+        map_type: MapType::Hash,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<u32>(),
+        max_entries: MAX_NETWORKS,
+    },
+    Layout {
+        name: MAP_OVERLAY_CONFIG,
+        map_type: MapType::Array,
+        key_size: size_of::<u32>(),
+        value_size: size_of::<OverlayConfig>(),
+        max_entries: 1,
     },
 ];
 

@@ -27,7 +27,7 @@ use netd_common::{
 };
 
 use self::cache::{EndpointCache, Keyed};
-use super::{NetworkEntry, StatKind, StatRow};
+use super::{overlay::OverlayMaps, NetworkEntry, StatKind, StatRow};
 
 /// Every map of the dataplane, typed. Keys holding IPv4 addresses are the address bytes
 /// in wire order read as a native u32, exactly as the program reads them off the packet.
@@ -48,6 +48,8 @@ pub struct Maps {
     members: HashMap<MapData, MemberKey, u32>,
     /// Per-CPU counters, `delivery_slot`/`drop_slot`.
     stats: PerCpuArray<MapData, Counter>,
+    /// Remote endpoints, VNIs and the tunnel address (written through `Dataplane`).
+    pub(super) overlay: OverlayMaps,
 }
 
 /// Moves map `name` out of a loaded object, for a typed wrapper to own.
@@ -56,7 +58,7 @@ pub(super) fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<Map> {
         .with_context(|| format!("map {name} missing from the object"))
 }
 
-fn ip_key(ip: Ipv4Addr) -> u32 {
+pub(super) fn ip_key(ip: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(ip.octets())
 }
 
@@ -69,7 +71,7 @@ fn not_found(err: &MapError) -> bool {
 }
 
 /// Treats "no such key" as success: removals are idempotent.
-fn ignore_missing(result: Result<(), MapError>) -> anyhow::Result<()> {
+pub(super) fn ignore_missing(result: Result<(), MapError>) -> anyhow::Result<()> {
     match result {
         Err(err) if !not_found(&err) => Err(err.into()),
         _ => Ok(()),
@@ -122,6 +124,7 @@ impl Maps {
             subnets: take(MAP_SUBNETS)?.try_into()?,
             members: take(MAP_MEMBERS)?.try_into()?,
             stats: take(MAP_STATS)?.try_into()?,
+            overlay: OverlayMaps::from_maps(take)?,
         })
     }
 
@@ -145,6 +148,7 @@ impl Maps {
             subnets: open(MAP_SUBNETS)?.try_into()?,
             members: open(MAP_MEMBERS)?.try_into()?,
             stats: open(MAP_STATS)?.try_into()?,
+            overlay: OverlayMaps::from_maps(open)?,
         })
     }
 
@@ -183,6 +187,16 @@ impl Maps {
         }
         let info = self.networks.get(&net_id, 0)?;
         Ok((info != EMPTY_NETWORK).then_some(info))
+    }
+
+    /// Every REMOTE_EPS entry (endpoints on other hosts), by address.
+    pub fn remote_endpoints(&self) -> anyhow::Result<Vec<(Ipv4Addr, netd_common::RemoteEndpoint)>> {
+        self.overlay.remote_endpoints()
+    }
+
+    /// Every VNIS entry: (VNI, network id).
+    pub fn vnis(&self) -> anyhow::Result<Vec<(u32, u32)>> {
+        self.overlay.vnis()
     }
 
     /// Ids of the NETWORKS slots in use.

@@ -5,6 +5,7 @@
 //! - `loader`: the embedded object, bpffs checks, adopt-or-create of the pinned maps.
 //! - `maps`: typed wrappers for the bridge maps, and read access for tests.
 //! - `nat`: the NAT table, published ports, uplinks and host addresses.
+//! - `overlay`: remote endpoints, VNIs, the tunnel address and decap on the underlay.
 //! - `links`: the cls_bpf filter on each host veth and uplink (and why not tcx).
 //! - `socket_hooks`: the cgroup hooks that publish ports to the host's own sockets.
 //!
@@ -15,6 +16,7 @@ mod links;
 mod loader;
 mod maps;
 mod nat;
+mod overlay;
 mod socket_hooks;
 
 use std::{net::Ipv4Addr, path::Path};

@@ -6,6 +6,7 @@ use anyhow::Result;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{AddressMessageBuilder, RouteMessageBuilder};
@@ -147,6 +148,34 @@ impl Netlink {
                     _ => None,
                 })
             }))
+    }
+
+    /// The interface holding `ip`, with its name and MTU: the underlay of an overlay.
+    pub async fn interface_with_address(&self, ip: Ipv4Addr) -> Result<Option<(String, u32)>> {
+        let index = self.ipv4_addresses().await?.iter().find_map(|a| {
+            a.attributes
+                .contains(&AddressAttribute::Local(IpAddr::V4(ip)))
+                .then_some(a.header.index)
+        });
+        let Some(index) = index else {
+            return Ok(None);
+        };
+        let links: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| nl_error(format_args!("cannot read interface {index}"), &e))?;
+        Ok(links.first().and_then(|link| {
+            let mtu = link.attributes.iter().find_map(|attr| match attr {
+                LinkAttribute::Mtu(mtu) => Some(*mtu),
+                _ => None,
+            })?;
+            Some((super::link_name(link)?.to_owned(), mtu))
+        }))
     }
 
     /// The interface of the main table's IPv4 default route, if there is one.

@@ -49,8 +49,12 @@ pub struct EndpointLink<'a> {
     pub mac: [u8; 6],
     /// Host-side MAC (the network's gateway MAC).
     pub gateway_mac: [u8; 6],
-    /// MTU of both ends.
+    /// MTU of the sandbox end.
     pub mtu: u32,
+    /// MTU of the host end: larger than `mtu` on overlay networks, so the dataplane can
+    /// grow a full-sized packet by the VXLAN headers (the kernel caps growth at the MTU of
+    /// the device the packet is on). Nothing is sent out of it: deliveries bypass it.
+    pub host_mtu: u32,
 }
 
 /// The result of [`Netlink::create_endpoint`].

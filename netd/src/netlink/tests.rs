@@ -158,6 +158,7 @@ impl Ep {
                     mac: self.mac(),
                     gateway_mac: self.gateway_mac(),
                     mtu: self.mtu,
+                    host_mtu: self.mtu,
                 },
                 before_up,
             )

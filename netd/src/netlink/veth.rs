@@ -167,7 +167,7 @@ impl Netlink {
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(link.host_ifname)
             .address(link.gateway_mac.to_vec())
-            .mtu(link.mtu)
+            .mtu(link.host_mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         let mut request = NetlinkMessage::from(RouteNetlinkMessage::NewLink(message));

@@ -74,7 +74,7 @@ impl Inner {
 
     async fn connect(&mut self, network: &str, req: ConnectRequest) -> Result<Connected> {
         let network = self.network(network)?.clone();
-        if network.driver != Driver::Bridge {
+        if !network.driver.switches() {
             return Err(Error::Invalid(format!(
                 "a sandbox cannot be connected to network {} (driver {})",
                 network.name,
@@ -133,18 +133,30 @@ impl Inner {
                 sandbox.name, network.name
             )));
         }
-        let used = self.used_ips(&network.id);
-        let ip = match req.ipv4_address {
-            Some(ip) => {
-                ipam::check_static(&pool, ip, &used).map_err(Error::Invalid)?;
-                ip
-            }
-            None => ipam::allocate(&pool, &used).map_err(Error::Conflict)?,
-        };
-        let mac = mac.unwrap_or_else(|| endpoint_mac(ip));
-        self.check_mac(&network, mac)?;
+        if let Some(mac) = mac {
+            self.check_mac(&network, mac)?;
+        }
         let ports = self.choose_ports(&req.ports, &network, None)?;
         let id = new_id();
+        let (ip, mac) = if network.driver == Driver::Overlay {
+            // Taken in the cluster store first: no other host can hand it out any more.
+            self.claim_address(&network, req.ipv4_address, &id, mac)
+                .await?
+        } else {
+            let used = self.used_ips(&network.id);
+            let ip = match req.ipv4_address {
+                Some(ip) => {
+                    ipam::check_static(&pool, ip, &used).map_err(Error::Invalid)?;
+                    ip
+                }
+                None => ipam::allocate(&pool, &used).map_err(Error::Conflict)?,
+            };
+            (ip, mac.unwrap_or_else(|| endpoint_mac(ip)))
+        };
+        if let Err(err) = self.check_mac(&network, mac) {
+            let _ = self.release_address_of(&network, ip, &id).await;
+            return Err(err);
+        }
         let mut endpoint = Endpoint {
             host_ifname: host_ifname(&id),
             id,
@@ -187,6 +199,10 @@ impl Inner {
             // Whatever failed, the caller gets an error: nothing of the endpoint may remain.
             self.teardown_endpoint(&endpoint, &network).await;
             self.forget_endpoint(&endpoint)?;
+            if let Err(e) = self.release_address(&endpoint).await {
+                // The next cluster resync releases it.
+                tracing::warn!("cannot release {ip} after a failed connect: {e}");
+            }
             return Err(err.into());
         }
         self.state
@@ -276,6 +292,8 @@ impl Inner {
             .get(&endpoint.network_id)
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("endpoint {} has no network", endpoint.id))?;
+        // The cluster store first: if it is out of reach, nothing changes.
+        self.release_address(endpoint).await?;
         self.forget_endpoint(endpoint)?;
         self.teardown_endpoint(endpoint, &network).await;
         tracing::info!(network = network.name, ip = %endpoint.ip, "disconnected");
@@ -416,6 +434,10 @@ pub(super) fn endpoint_link<'a>(
         mac: endpoint.mac,
         gateway_mac: gateway_mac(pool.gateway),
         mtu: network.mtu,
+        host_mtu: match network.driver {
+            Driver::Overlay => network.mtu + netd_common::VXLAN_OVERHEAD,
+            _ => network.mtu,
+        },
     })
 }
 

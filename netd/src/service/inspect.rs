@@ -6,7 +6,10 @@ use netd_common::{Delivery, DropReason};
 use super::{Inner, Service};
 use crate::api::types::{ContainerAttachment, Ipam, IpamConfig, NetworkInspect, StatEntry};
 use crate::dataplane::StatKind;
-use crate::model::{format_mac, Network};
+use crate::model::{format_mac, Driver, Network};
+
+/// Docker's overlay driver shows a network's VNI under this option.
+const OPT_VXLAN_IDS: &str = "com.docker.network.driver.overlay.vxlanid_list";
 
 impl Service {
     /// Dataplane counters by network and reason.
@@ -121,11 +124,19 @@ impl Inner {
             })
             .chain(by_mode)
             .collect();
+        let mut options = network.options.clone();
+        if let Some(vni) = network.vni {
+            options.insert(OPT_VXLAN_IDS.into(), vni.to_string());
+        }
         NetworkInspect {
             name: network.name.clone(),
             id: network.id.clone(),
             created: network.created.clone(),
-            scope: "local".into(),
+            scope: match network.driver {
+                Driver::Overlay => "global",
+                _ => "local",
+            }
+            .into(),
             driver: network.driver.name().into(),
             enable_ipv6: false,
             ipam: Ipam {
@@ -134,11 +145,12 @@ impl Inner {
                 config,
             },
             internal: network.internal,
-            attachable: false,
+            attachable: network.driver == Driver::Overlay,
             ingress: false,
             containers,
-            options: network.options.clone(),
+            options,
             labels: BTreeMap::new(),
+            peers: self.peers(network),
         }
     }
 }

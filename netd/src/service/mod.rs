@@ -8,6 +8,7 @@ mod docker;
 mod endpoints;
 mod inspect;
 mod networks;
+mod overlay;
 mod ports;
 mod reconcile;
 mod sandboxes;
@@ -19,8 +20,9 @@ use std::sync::Arc;
 use ipnet::Ipv4Net;
 use tokio::sync::Mutex;
 
+use crate::cluster::Cluster;
 use crate::dataplane::{Dataplane, NetworkEntry};
-use crate::model::{Driver, Endpoint, Network};
+use crate::model::{Endpoint, Network};
 use crate::netlink::Netlink;
 use crate::store::{State, Store};
 
@@ -36,6 +38,9 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// A store the operation needs (the cluster store) is out of reach: try again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// `{:#}` keeps the whole cause chain on one line.
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
@@ -71,6 +76,10 @@ struct Inner {
     ifindex: HashMap<String, u32>,
     /// Docker endpoints between CreateEndpoint and Join (or Leave and DeleteEndpoint).
     reservations: HashMap<String, docker::Reservation>,
+    /// The cluster store, when the daemon is part of one (overlay networks).
+    cluster: Option<Arc<Cluster>>,
+    /// Other hosts' endpoints on overlay networks, by address, as the cluster store last said.
+    remote: std::collections::BTreeMap<Ipv4Addr, overlay::RemoteHolder>,
 }
 
 /// Options of the daemon that shape the predefined networks.
@@ -86,6 +95,7 @@ impl Service {
         store: Store,
         netlink: Netlink,
         dataplane: Dataplane,
+        cluster: Option<Arc<Cluster>>,
         settings: &Settings,
     ) -> anyhow::Result<Arc<Self>> {
         let state = store.load()?;
@@ -96,6 +106,8 @@ impl Service {
             dataplane,
             ifindex: HashMap::new(),
             reservations: HashMap::new(),
+            cluster,
+            remote: Default::default(),
         };
         inner.reconcile(settings).await?;
         Ok(Arc::new(Self {
@@ -177,10 +189,10 @@ impl Inner {
     }
 }
 
-/// A bridge network as the dataplane sees it; `None` for drivers without a dataplane.
+/// A bridge or overlay network as the dataplane sees it; `None` for drivers without one.
 fn network_entry(network: &Network) -> Option<NetworkEntry> {
     let pool = network.ipam.as_ref()?;
-    (network.driver == Driver::Bridge).then(|| NetworkEntry {
+    network.driver.switches().then(|| NetworkEntry {
         net_id: network.net_id,
         subnet: pool.subnet,
         gateway: pool.gateway,

@@ -96,27 +96,28 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     })
 }
 
-/// The options that shape a bridge network, with Docker's defaults.
-struct BridgeOptions {
-    icc: bool,
-    masquerade: bool,
-    mtu: u32,
+/// The options that shape a bridge or overlay network, with Docker's defaults.
+pub(super) struct BridgeOptions {
+    pub icc: bool,
+    pub masquerade: bool,
+    /// `--mtu` or `-o ...mtu`; `None`: the driver's default.
+    pub mtu: Option<u32>,
 }
 
-fn bridge_options(req: &NetworkCreate) -> Result<BridgeOptions> {
+pub(super) fn bridge_options(req: &NetworkCreate) -> Result<BridgeOptions> {
     let mut opts = BridgeOptions {
         icc: true,
         masquerade: true,
-        mtu: req.mtu.unwrap_or(DEFAULT_MTU),
+        mtu: req.mtu,
     };
     for (key, value) in &req.options {
         match key.as_str() {
             OPT_ICC => opts.icc = parse_bool(key, value)?,
             OPT_MASQUERADE => opts.masquerade = parse_bool(key, value)?,
             OPT_MTU => {
-                opts.mtu = value.parse().map_err(|_| {
+                opts.mtu = Some(value.parse().map_err(|_| {
                     Error::Invalid(format!("invalid option {key}={value}: expected a number"))
-                })?
+                })?)
             }
             _ => {
                 return Err(Error::Invalid(format!(
@@ -125,16 +126,15 @@ fn bridge_options(req: &NetworkCreate) -> Result<BridgeOptions> {
             }
         }
     }
-    if !(68..=65535).contains(&opts.mtu) {
+    if let Some(mtu) = opts.mtu.filter(|mtu| !(68..=65535).contains(mtu)) {
         return Err(Error::Invalid(format!(
-            "invalid mtu {}: must be between 68 and 65535",
-            opts.mtu
+            "invalid mtu {mtu}: must be between 68 and 65535"
         )));
     }
     Ok(opts)
 }
 
-fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
@@ -171,14 +171,12 @@ impl Inner {
                     "only one instance of \"{d}\" network is allowed"
                 )))
             }
-            "overlay" => {
-                return Err(Error::Invalid(
-                    "overlay networks need a cluster store (netd daemon --cluster-store), which this daemon has not".into(),
-                ))
+            "overlay" if !predefined && !matches!(origin, Origin::Docker { .. }) => {
+                return self.create_overlay_network(req).await
             }
             other => {
                 return Err(Error::Invalid(format!(
-                    "driver {other} is not supported: netd creates bridge networks (host and none are predefined)"
+                    "driver {other} is not supported: netd creates bridge and overlay networks (host and none are predefined)"
                 )))
             }
         };
@@ -218,9 +216,10 @@ impl Inner {
             internal: req.internal,
             icc: opts.icc,
             masquerade: opts.masquerade,
-            mtu: opts.mtu,
+            mtu: opts.mtu.unwrap_or(DEFAULT_MTU),
             options: req.options,
             predefined,
+            vni: None,
         };
         self.store.commit(&[Change::PutNetwork(&network)])?;
         self.state
@@ -238,7 +237,7 @@ impl Inner {
         Ok(network)
     }
 
-    fn free_net_id(&self) -> Result<u32> {
+    pub(super) fn free_net_id(&self) -> Result<u32> {
         let used: std::collections::BTreeSet<u32> =
             self.state.networks.values().map(|n| n.net_id).collect();
         (1..MAX_NETWORKS)
@@ -253,6 +252,9 @@ impl Inner {
         if let Some(entry) = network_entry(network) {
             self.netlink.add_gateway(entry.gateway).await?;
             self.dataplane.put_network(&entry)?;
+            if let Some(vni) = network.vni {
+                self.dataplane.put_vni(vni, network.net_id)?;
+            }
             // Published ports answer on the new gateway too (hairpin).
             self.refresh_host_addresses().await?;
         }
@@ -261,6 +263,9 @@ impl Inner {
 
     pub(super) async fn unapply_network(&mut self, network: &Network) -> anyhow::Result<()> {
         if let Some(entry) = network_entry(network) {
+            if let Some(vni) = network.vni {
+                self.dataplane.remove_vni(vni)?;
+            }
             self.dataplane.remove_network(&entry)?;
             self.netlink.remove_gateway(entry.gateway).await?;
             self.refresh_host_addresses().await?;
@@ -274,6 +279,9 @@ impl Inner {
                 "{} is a pre-defined network and cannot be removed",
                 network.name
             )));
+        }
+        if network.driver == Driver::Overlay {
+            return self.remove_overlay_network(network).await;
         }
         if self.endpoints_of(&network.id).next().is_some() {
             return Err(Error::Conflict(format!(

@@ -191,6 +191,11 @@ impl Inner {
             .flat_map(|&(e, network, ifindex)| published_entries(e, network, ifindex))
             .collect();
         self.dataplane.sync(&networks, &endpoints)?;
+        for network in self.state.networks.values() {
+            if let Some(vni) = network.vni {
+                self.dataplane.put_vni(vni, network.net_id)?;
+            }
+        }
         self.dataplane.sync_published(&published)?;
         let wanted: BTreeSet<&str> = self
             .state
