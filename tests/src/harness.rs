@@ -7,6 +7,7 @@
 pub mod api;
 pub mod check;
 mod cleanup;
+pub mod cluster;
 pub mod cmd;
 pub mod cni;
 pub mod engines;

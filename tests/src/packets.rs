@@ -109,6 +109,42 @@ pub fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload_len: usize) 
     h
 }
 
+/// The VXLAN port (RFC 7348).
+pub const VXLAN_PORT: u16 = 4789;
+
+/// An outer IPv4 header as netd's encapsulation writes it: TTL 64, DF off, id `id`.
+pub fn outer_ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, id: u16, payload_len: usize) -> Vec<u8> {
+    let mut h = ipv4_header(src, dst, 17, payload_len);
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    h[6..8].copy_from_slice(&[0, 0]);
+    h[10..12].copy_from_slice(&[0, 0]);
+    let sum = checksum(&h);
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
+    h
+}
+
+/// Ethernet/IPv4/UDP(4789)/VXLAN(`vni`, I flag) around the Ethernet frame `inner`, outer
+/// IPv4 id `id` and no UDP checksum, as netd encapsulates.
+pub fn vxlan(
+    dst_mac: Mac,
+    src_mac: Mac,
+    (src, sport): (Ipv4Addr, u16),
+    dst: Ipv4Addr,
+    (vni, id): (u32, u16),
+    inner: &[u8],
+) -> Vec<u8> {
+    let udp_len = 8 + 8 + inner.len();
+    let mut packet = outer_ipv4_header(src, dst, id, udp_len);
+    packet.extend_from_slice(&sport.to_be_bytes());
+    packet.extend_from_slice(&VXLAN_PORT.to_be_bytes());
+    packet.extend_from_slice(&u16::try_from(udp_len).expect("UDP too long").to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(&[0x08, 0, 0, 0]);
+    packet.extend_from_slice(&(vni << 8).to_be_bytes());
+    packet.extend_from_slice(inner);
+    ethernet(dst_mac, src_mac, ETH_P_IP, &packet)
+}
+
 /// An Ethernet/IPv4/UDP frame with `payload_len` zero bytes of payload (checksum 0: none).
 pub fn udp(
     dst_mac: Mac,

@@ -66,8 +66,13 @@ fn subnet_key(net: Ipv4Net) -> Key<u32> {
     Key::new(u32::from(net.prefix_len()), ip_key(net.network()))
 }
 
+/// A lookup's miss, or a delete's (aya reports the latter as the syscall's ENOENT).
 fn not_found(err: &MapError) -> bool {
-    matches!(err, MapError::KeyNotFound)
+    match err {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(e) => e.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
 }
 
 /// Treats "no such key" as success: removals are idempotent.

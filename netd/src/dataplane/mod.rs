@@ -281,6 +281,18 @@ impl Dataplane {
         Ok(prog.info()?.verified_instruction_count())
     }
 
+    /// How often tc program `name` ran and its total run time, as the kernel counts while
+    /// BPF statistics are on (`aya::sys::enable_stats`): the program alone, no harness.
+    pub fn run_stats(&self, name: &str) -> anyhow::Result<(u64, std::time::Duration)> {
+        let prog: &SchedClassifier = self
+            .ebpf
+            .program(name)
+            .with_context(|| format!("{name} missing from the object"))?
+            .try_into()?;
+        let info = prog.info()?;
+        Ok((info.run_count(), info.run_time()))
+    }
+
     // ---- NAT: published ports, host addresses, flows -----------------------------------
 
     /// Adds published ports (already checked free by the caller).

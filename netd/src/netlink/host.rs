@@ -6,7 +6,7 @@ use anyhow::Result;
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{AddressMessageBuilder, RouteMessageBuilder};
@@ -160,21 +160,12 @@ impl Netlink {
         let Some(index) = index else {
             return Ok(None);
         };
-        let links: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .match_index(index)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| nl_error(format_args!("cannot read interface {index}"), &e))?;
-        Ok(links.first().and_then(|link| {
+        Ok(self.link_by_index(index).await.and_then(|link| {
             let mtu = link.attributes.iter().find_map(|attr| match attr {
                 LinkAttribute::Mtu(mtu) => Some(*mtu),
                 _ => None,
             })?;
-            Some((super::link_name(link)?.to_owned(), mtu))
+            Some((super::link_name(&link)?.to_owned(), mtu))
         }))
     }
 

@@ -101,6 +101,16 @@ impl Netlink {
 
     /// Name of the link with index `index`, if there is one.
     pub async fn link_name(&self, index: u32) -> Result<Option<String>> {
+        Ok(self
+            .link_by_index(index)
+            .await
+            .as_ref()
+            .and_then(link_name)
+            .map(str::to_owned))
+    }
+
+    /// The link with index `index`, if there is one (a failed lookup is none).
+    async fn link_by_index(&self, index: u32) -> Option<LinkMessage> {
         let links: Vec<LinkMessage> = self
             .handle
             .link()
@@ -110,7 +120,7 @@ impl Netlink {
             .try_collect()
             .await
             .unwrap_or_default();
-        Ok(links.first().and_then(link_name).map(str::to_owned))
+        links.into_iter().next()
     }
 
     /// Names of the links whose name starts with `prefix`.

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use netd_common::{Delivery, DropReason};
 
-use super::{Inner, Service};
+use super::{Inner, Service, OPT_MTU};
 use crate::api::types::{ContainerAttachment, Ipam, IpamConfig, NetworkInspect, StatEntry};
 use crate::dataplane::StatKind;
 use crate::model::{format_mac, Driver, Network};
@@ -126,7 +126,9 @@ impl Inner {
             .collect();
         let mut options = network.options.clone();
         if let Some(vni) = network.vni {
+            // The MTU is each host's (underlay minus the VXLAN overhead unless chosen): show it.
             options.insert(OPT_VXLAN_IDS.into(), vni.to_string());
+            options.insert(OPT_MTU.into(), network.mtu.to_string());
         }
         NetworkInspect {
             name: network.name.clone(),

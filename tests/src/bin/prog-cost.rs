@@ -3,15 +3,22 @@
 //!
 //! Usage: prog-cost [REPEAT]   (default 1000000 runs per case; the kernel reports the mean)
 //!
-//! Every case leaves its frame unchanged, so all runs of a case take the same path (the
-//! gateway ARP reply rewrites its frame and is therefore not measured here).
+//! Every case but two leaves its frame unchanged, so all runs of a case take the same path
+//! (the gateway ARP reply rewrites its frame and is therefore not measured here).
+//!
+//! The two exceptions are the overlay's: "encap" (`from_sandbox`, to an endpoint on another
+//! host) grows its frame and "decap" (`from_uplink`, VXLAN from another host) shrinks it,
+//! and BPF_PROG_TEST_RUN hands each repeat the frame as the previous run left it. So they
+//! run once per call, many calls, timed by the kernel's BPF statistics (run time and count
+//! of the program alone, `BPF_ENABLE_STATS`). They run in a throwaway netns whose route to
+//! the other host's tunnel address the encapsulation looks up.
 
-use std::net::Ipv4Addr;
+use std::{net::Ipv4Addr, os::fd::AsRawFd as _, process::Command};
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use netd::dataplane::{Dataplane, NetworkEntry, TEST_RUN_IFINDEX};
-use netd_common::EndpointInfo;
-use netd_tests::packets::{arp_request, endpoint_mac, gateway_mac, udp, BROADCAST_MAC};
+use netd_common::{EndpointInfo, RemoteEndpoint, PROG_FROM_SANDBOX, PROG_FROM_UPLINK};
+use netd_tests::packets::{arp_request, endpoint_mac, gateway_mac, udp, vxlan, Mac, BROADCAST_MAC};
 
 fn endpoint(host_ifindex: u32, net_id: u32, ip: Ipv4Addr) -> EndpointInfo {
     EndpointInfo {
@@ -89,7 +96,143 @@ fn main() -> anyhow::Result<()> {
     // The cheapest exit: one missed lookup and a counter (close to the harness's own cost).
     dp.remove_endpoint(&endpoints[0])?;
     measure(&mut dp, "drop-unknown-endpoint", &cases[0].1, repeat)?;
+    drop(dp);
+
+    let runs = (repeat / 10).clamp(1_000, 200_000);
+    in_underlay_netns(move || overlay_cases(&net, &endpoints, runs))
+}
+
+/// This host's tunnel address on `up0`, and the other host's behind it.
+const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
+const VTEP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
+const LOCAL_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
+const VTEP_MAC: Mac = [0x02, 0, 0, 0, 0, 0xfe];
+const VNI: u32 = 256;
+
+/// "encap" and "decap": the same world plus an endpoint of its network on another host.
+fn overlay_cases(net: &NetworkEntry, endpoints: &[EndpointInfo], runs: u32) -> anyhow::Result<()> {
+    let mut dp = Dataplane::open_unpinned().context("loading the dataplane (root needed)")?;
+    dp.sync(std::slice::from_ref(net), endpoints)?;
+    dp.set_overlay(LOCAL, "up0")?;
+    dp.put_vni(VNI, net.net_id)?;
+    let remote = Ipv4Addr::new(10, 1, 0, 50);
+    dp.put_remote_endpoint(
+        remote,
+        &RemoteEndpoint {
+            vtep: VTEP.octets(),
+            vni: VNI,
+            net_id: net.net_id,
+            mac: endpoint_mac(remote),
+            _pad: [0; 2],
+        },
+    )?;
+    let me = Ipv4Addr::from(endpoints[0].ip);
+    let peer = Ipv4Addr::from(endpoints[1].ip);
+    let my_mac = endpoint_mac(me);
+    let encap = udp(gateway_mac(net.gateway), my_mac, me, remote, 18);
+    let inner = udp(endpoint_mac(peer), endpoint_mac(remote), remote, peer, 18);
+    let decap = vxlan(LOCAL_MAC, VTEP_MAC, (VTEP, 50000), LOCAL, (VNI, 1), &inner);
+
+    // BPF statistics time the program alone, so single runs are as fair as repeated ones.
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("enabling BPF stats")?;
+    for (case, program, frame) in [
+        ("encap", PROG_FROM_SANDBOX, &encap),
+        ("decap", PROG_FROM_UPLINK, &decap),
+    ] {
+        let run = |dp: &mut Dataplane| match program {
+            PROG_FROM_SANDBOX => dp.test_run(frame, 1),
+            _ => dp.test_run_uplink(frame, 1),
+        };
+        let first = run(&mut dp)?;
+        if first.verdict != 7 {
+            bail!("{case}: verdict {} instead of a redirect", first.verdict);
+        }
+        for _ in 0..1_000 {
+            run(&mut dp)?;
+        }
+        let (count0, time0) = dp.run_stats(program)?;
+        for _ in 0..runs {
+            run(&mut dp)?;
+        }
+        let (count1, time1) = dp.run_stats(program)?;
+        let ns = (time1 - time0).as_nanos() as f64 / (count1 - count0) as f64;
+        println!(
+            "{}",
+            serde_json::json!({ "case": case, "ns_per_packet": (ns * 10.0).round() / 10.0 })
+        );
+    }
     Ok(())
+}
+
+/// Runs `body` on a thread inside a throwaway netns holding `up0` (10.250.0.1/24, the
+/// other host 10.250.0.254 as a permanent neighbour) and forwarding on `lo`, as the
+/// daemon sets it; the netns is deleted afterwards. Nothing touches the host's routes.
+fn in_underlay_netns(
+    body: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let name = format!("ndcost{}", std::process::id());
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let status = Command::new("ip")
+            .args(args)
+            .status()
+            .context("running ip")?;
+        if !status.success() {
+            bail!("ip {args:?} failed");
+        }
+        Ok(())
+    };
+    run(&["netns", "add", &name])?;
+    let result = (|| {
+        let n = ["-n", name.as_str()];
+        let ip = |args: &[&str]| run(&[&n[..], args].concat());
+        ip(&["link", "set", "lo", "up"])?;
+        ip(&[
+            "link",
+            "add",
+            "up0",
+            "address",
+            "02:00:00:00:00:01",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "up0p",
+        ])?;
+        ip(&["addr", "add", "10.250.0.1/24", "dev", "up0"])?;
+        ip(&["link", "set", "up0p", "up"])?;
+        ip(&["link", "set", "up0", "up"])?;
+        ip(&[
+            "neigh",
+            "add",
+            "10.250.0.254",
+            "lladdr",
+            "02:00:00:00:00:fe",
+            "dev",
+            "up0",
+            "nud",
+            "permanent",
+        ])?;
+        run(&[
+            "netns",
+            "exec",
+            &name,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.lo.forwarding=1",
+        ])?;
+        let ns = std::fs::File::open(format!("/run/netns/{name}"))?;
+        std::thread::spawn(move || {
+            // SAFETY: setns on this thread only, with a valid netns fd.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                bail!("setns: {}", std::io::Error::last_os_error());
+            }
+            body()
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("overlay cases panicked"))?
+    })();
+    let _ = Command::new("ip").args(["netns", "del", &name]).status();
+    result
 }
 
 fn measure(dp: &mut Dataplane, case: &str, frame: &[u8], repeat: u32) -> anyhow::Result<()> {

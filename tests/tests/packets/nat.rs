@@ -9,10 +9,10 @@ use netd_common::{PublishKey, PublishTarget, UplinkInfo};
 
 use super::world::*;
 
-const UPLINK_IP: Ipv4Addr = ip(10, 250, 0, 1);
-const ROUTER: Ipv4Addr = ip(10, 250, 0, 254);
-const ROUTER_MAC: Mac = [0x02, 0, 0, 0, 0, 0xfe];
-const UPLINK_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
+pub(crate) const UPLINK_IP: Ipv4Addr = ip(10, 250, 0, 1);
+pub(crate) const ROUTER: Ipv4Addr = ip(10, 250, 0, 254);
+pub(crate) const ROUTER_MAC: Mac = [0x02, 0, 0, 0, 0, 0xfe];
+pub(crate) const UPLINK_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
 const SERVER: Ipv4Addr = ip(10, 251, 0, 9);
 const CLIENT: Ipv4Addr = ip(10, 251, 0, 7);
 const SYN: u8 = 0x02;
@@ -24,7 +24,7 @@ const A2_IFINDEX: u32 = 1003;
 /// Runs `body` on a thread inside a fresh netns holding an uplink `up0`
 /// (10.250.0.1/24, default route via 10.250.0.254 with a permanent neighbour) and
 /// forwarding on `lo`, as the daemon sets it. The netns is deleted afterwards.
-fn in_uplink_netns(body: impl FnOnce(u32) + Send + 'static) {
+pub(crate) fn in_uplink_netns(body: impl FnOnce(u32) + Send + 'static) {
     let name = format!("ndtnat{}x{}", std::process::id(), rand_suffix());
     let ip_cmd = |args: &[&str]| {
         let status = Command::new("ip")
@@ -129,7 +129,7 @@ impl Drop for Cleanup {
 
 /// The world with `sender` on the test ifindex, the uplink, and the uplink address
 /// as the host's.
-fn nat_world(uplink_ifindex: u32, sender: EndpointInfo) -> Dataplane {
+pub(crate) fn nat_world(uplink_ifindex: u32, sender: EndpointInfo) -> Dataplane {
     let mut dp = Dataplane::open_unpinned().expect("loading the dataplane (are we root?)");
     let mut eps: Vec<EndpointInfo> = peers().into_iter().filter(|e| e.ip != sender.ip).collect();
     eps.push(sender);
