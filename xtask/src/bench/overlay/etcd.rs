@@ -22,7 +22,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Etcd {
     /// Where clients reach it: `IP:PORT`.
     pub endpoint: String,
-    /// `etcd --version`'s first line, for the report.
+    /// "etcd 3.4.23", for the report.
     pub version: String,
     process: Background,
     /// Data directory and log; removed on drop.
@@ -34,9 +34,8 @@ impl Etcd {
         let version = cmd::capture(&mut cmd::command(ETCD, ["--version"]))
             .with_context(|| format!("{ETCD} does not run (is etcd-server installed?)"))?
             .lines()
-            .next()
-            .unwrap_or("etcd")
-            .to_string();
+            .find_map(|line| line.strip_prefix("etcd Version:"))
+            .map_or_else(|| "etcd".to_string(), |v| format!("etcd {}", v.trim()));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let endpoint = format!("{ip}:{ETCD_CLIENT_PORT}");

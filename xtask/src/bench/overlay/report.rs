@@ -125,8 +125,11 @@ fn cost_table(md: &mut String, overlay: &OverlayResults) {
             let _ = writeln!(
                 md,
                 "BPF_PROG_TEST_RUN cost of netd's overlay paths (prog-cost: `encap` = \
-                 `from_sandbox` on a frame to a remote endpoint, `decap` = `from_uplink` on a \
-                 VXLAN frame to a local one; the kernel's mean over the runs):\n"
+                 `from_sandbox` on a frame to an endpoint on the other host, `decap` = \
+                 `from_uplink` on a VXLAN frame to a local one; encap grows and decap shrinks \
+                 the frame, so each call runs the program once and the time is the kernel's BPF \
+                 run-time statistics of the program alone, helpers included, averaged over the \
+                 calls):\n"
             );
             let _ = writeln!(md, "| case | ns/packet | target |");
             let _ = writeln!(md, "|---|---:|---|");
