@@ -7,23 +7,26 @@ use std::fmt::Write as _;
 use super::results::{C2cResults, Metric, Results};
 use super::topology::Kind;
 
-const PANEL_WIDTH: f64 = 300.0;
+pub const PANEL_WIDTH: f64 = 300.0;
 const PANEL_HEIGHT: f64 = 300.0;
 const TOP: f64 = 60.0;
 const BOTTOM: f64 = 50.0;
+/// The height of a chart of [`bars_panel`]s.
+pub const HEIGHT: f64 = TOP + PANEL_HEIGHT + BOTTOM;
 const BAR_WIDTH: f64 = 60.0;
-const PANELS: [Metric; 3] = [Metric::UdpKpps, Metric::TcpGbps, Metric::RttP50Us];
+/// The metrics of the topology charts (c2c and overlay), one panel each.
+pub const PANELS: [Metric; 3] = [Metric::UdpKpps, Metric::TcpGbps, Metric::RttP50Us];
 
 /// One colour per role in every chart, so that the charts read alike.
 pub const BASELINE_COLOR: &str = "#e69f00";
 pub const NETD_COLOR: &str = "#0072b2";
 pub const FLOOR_COLOR: &str = "#8c8c8c";
 
-fn color(kind: Kind) -> &'static str {
+pub fn color(kind: Kind) -> &'static str {
     match kind {
         Kind::Floor => FLOOR_COLOR,
-        Kind::Bridge => BASELINE_COLOR,
-        Kind::Netd => NETD_COLOR,
+        Kind::Bridge | Kind::VxlanBridge => BASELINE_COLOR,
+        Kind::Netd | Kind::NetdOverlay => NETD_COLOR,
     }
 }
 
@@ -34,49 +37,90 @@ pub fn svg(results: &Results, c2c: &C2cResults) -> String {
     );
     let layout = Layout {
         panel_width: PANEL_WIDTH,
-        height: TOP + PANEL_HEIGHT + BOTTOM,
+        height: HEIGHT,
         legend: &[],
     };
     side_by_side(&title, &layout, &PANELS, |svg, &metric, left| {
-        panel(svg, c2c, metric, left)
+        let bars: Vec<Bar> = c2c
+            .topologies
+            .iter()
+            .map(|run| Bar {
+                label: run.kind.label(),
+                value: metric.median_of(run),
+                interval: None,
+                color: color(run.kind),
+            })
+            .collect();
+        bars_panel(svg, metric.title(), &bars, metric.decimals(), left);
     })
 }
 
-fn panel(svg: &mut String, results: &C2cResults, metric: Metric, left: f64) {
+/// One bar of a [`bars_panel`].
+pub struct Bar<'a> {
+    pub label: &'a str,
+    /// None: not measured.
+    pub value: Option<f64>,
+    /// A confidence interval, drawn as a whisker.
+    pub interval: Option<(f64, f64)>,
+    pub color: &'static str,
+}
+
+/// A panel of bars side by side, scaled to the largest value (or whisker), each with its value
+/// above it and its label below.
+pub fn bars_panel(svg: &mut String, title: &str, bars: &[Bar], decimals: usize, left: f64) {
     let plot_height = PANEL_HEIGHT - 40.0;
     let baseline = TOP + 20.0 + plot_height;
-    let values: Vec<(Kind, Option<f64>)> = Kind::ALL
+    let max = bars
         .iter()
-        .map(|&kind| (kind, results.median(kind, metric)))
-        .collect();
-    let max = values.iter().filter_map(|(_, v)| *v).fold(0.0, f64::max);
-    panel_title(svg, left + PANEL_WIDTH / 2.0, TOP, metric.title());
+        .flat_map(|bar| [bar.value, bar.interval.map(|(_, high)| high)])
+        .flatten()
+        .fold(0.0, f64::max);
+    let height_of = |value: f64| (value / max).max(0.0) * (plot_height - 20.0);
+    panel_title(svg, left + PANEL_WIDTH / 2.0, TOP, title);
     axis(svg, left + 20.0, left + PANEL_WIDTH - 20.0, baseline);
-    let slot = (PANEL_WIDTH - 40.0) / values.len() as f64;
-    for (i, (kind, value)) in values.iter().enumerate() {
+    let slot = (PANEL_WIDTH - 40.0) / bars.len().max(1) as f64;
+    for (i, item) in bars.iter().enumerate() {
         let center = left + 20.0 + slot * (i as f64 + 0.5);
-        let label = match value {
+        let label = match item.value {
             Some(value) if max > 0.0 => {
-                let bar_height = value / max * (plot_height - 20.0);
-                let decimals = metric.decimals();
                 let shape = BarShape {
                     center,
                     width: BAR_WIDTH,
-                    height: bar_height,
+                    height: height_of(value),
                 };
                 bar(
                     svg,
                     &shape,
                     baseline,
-                    color(*kind),
+                    item.color,
                     &format!("{value:.decimals$}"),
                 );
-                kind.label().to_string()
+                if let Some((low, high)) = item.interval {
+                    whisker(
+                        svg,
+                        center + BAR_WIDTH / 2.0 - 8.0,
+                        baseline - height_of(low),
+                        baseline - height_of(high),
+                    );
+                }
+                item.label.to_string()
             }
-            _ => format!("{} (n/a)", kind.label()),
+            _ => format!("{} (n/a)", item.label),
         };
         bar_label(svg, center, baseline, &label);
     }
+}
+
+/// A vertical whisker from `y_low` to `y_high` at `x`, with caps.
+fn whisker(svg: &mut String, x: f64, y_low: f64, y_high: f64) {
+    let _ = writeln!(
+        svg,
+        r##"<path d="M{} {y_low}H{}M{x} {y_low}V{y_high}M{} {y_high}H{}" stroke="#333" fill="none"/>"##,
+        x - 4.0,
+        x + 4.0,
+        x - 4.0,
+        x + 4.0
+    );
 }
 
 /// The frame of a chart: how wide each panel is, how high the chart, and the legend's

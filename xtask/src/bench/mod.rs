@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: netd c2c against a bare veth pair (the floor) and a Docker-style
 //! bridge with iptables, measured side by side in one run; then the NAT benchmarks (published
 //! ports and masquerade, see nat/) and the container-engine benchmarks (docker run and podman run
-//! with netd's Docker and CNI plugins, see engines/); appends to bench/RESULTS.md.
-//! `--only c2c|nat|engines` runs one part.
+//! with netd's Docker and CNI plugins, see engines/) and the overlay benchmarks (two hosts: netd's
+//! VXLAN overlay vs. kernel vxlan + bridge, see overlay/); appends to bench/RESULTS.md.
+//! `--only c2c|nat|engines|overlay` runs one part.
 //!
 //! Each topology is two namespaces (client, server) named `ndb-<pid>-…`; traffic never leaves them.
 //! Measurements are interleaved (round 1: floor, bridge, netd; round 2: …) so that drift in the
@@ -18,6 +19,7 @@ mod machine;
 mod measure;
 mod nat;
 mod netd;
+mod overlay;
 mod procfs;
 mod prog_cost;
 mod report;
@@ -53,8 +55,9 @@ pub struct Options {
     /// Print the results but do not touch bench/.
     #[arg(long)]
     no_write: bool,
-    /// Run only one part: `c2c` (container to container), `nat` (published ports, masquerade)
-    /// or `engines` (docker run / podman run with netd's Docker and CNI plugins).
+    /// Run only one part: `c2c` (container to container), `nat` (published ports, masquerade),
+    /// `engines` (docker run / podman run with netd's Docker and CNI plugins) or `overlay`
+    /// (two hosts: netd's overlay vs. kernel vxlan + bridge).
     #[arg(long, value_enum)]
     only: Option<Part>,
     /// The N of "N published ports" for the NAT scale runs (at most 100,000).
@@ -74,6 +77,7 @@ enum Part {
     C2c,
     Nat,
     Engines,
+    Overlay,
 }
 
 impl Options {
@@ -144,6 +148,19 @@ pub fn run(options: &Options) -> Result<()> {
         None
     };
 
+    let overlay = if options.runs(Part::Overlay) {
+        let netd_bin = netd_unless_skipped(&netd_bin, options);
+        Some(overlay::run(&overlay::Settings {
+            work_dir: &work_dir.0,
+            netd_bin: &netd_bin,
+            prog_cost_bin: &build_prog_cost(&metadata),
+            rounds: options.rounds,
+            seconds: options.seconds,
+        })?)
+    } else {
+        None
+    };
+
     let results = Results {
         date,
         time,
@@ -153,6 +170,7 @@ pub fn run(options: &Options) -> Result<()> {
         c2c,
         nat,
         engines,
+        overlay,
     };
     write_results(&results, options)?;
     println!("xtask bench finished in {} s", started.elapsed().as_secs());
@@ -172,49 +190,22 @@ fn run_c2c(
 ) -> Result<C2cResults> {
     let prog_cost_bin = build_prog_cost(metadata);
 
-    let mut runs: Vec<TopologyRun> = Kind::ALL
-        .iter()
-        .map(|&kind| TopologyRun::new(kind))
-        .collect();
     let mut connect = Err("netd topology not set up".to_string());
-    let mut testbeds = Vec::new();
-    for run in &mut runs {
-        interrupt::check()?;
-        println!("\n== setting up: {}", run.kind.label());
-        let topology: Result<Box<dyn Topology>> = match run.kind {
+    let runs = measure_topologies(
+        &Kind::C2C,
+        |kind| match kind {
             Kind::Floor => floor::VethFloor::setup(prefix).map(|t| Box::new(t) as _),
             Kind::Bridge => bridge::DockerBridge::setup(prefix, work_dir).map(|t| Box::new(t) as _),
             Kind::Netd if options.skip_netd => Err(anyhow::anyhow!("skipped (--skip-netd)")),
             Kind::Netd => setup_netd(prefix, netd_bin, work_dir, options, &mut connect),
-        };
-        match topology.and_then(|topology| start_testbed(topology, work_dir)) {
-            Ok(testbed) => testbeds.push(testbed),
-            Err(error) => {
-                println!("{}: not measured: {error:#}", run.kind.label());
-                run.errors.push(format!("not measured: {error:#}"));
-            }
-        }
-    }
-
-    for round in 1..=options.rounds {
-        for testbed in &testbeds {
-            let run = runs
-                .iter_mut()
-                .find(|run| run.kind == testbed.topology.kind())
-                .expect("every testbed has a run");
-            measure_round(testbed.topology.as_ref(), run, round, options)?;
-        }
-    }
-    for testbed in &testbeds {
-        if let Some(run) = runs
-            .iter_mut()
-            .find(|run| run.kind == testbed.topology.kind())
-        {
-            run.notes = testbed.topology.notes();
-        }
-    }
-    println!("\n== tearing down the topologies");
-    drop(testbeds);
+            other => Err(anyhow::anyhow!("{} is not a c2c topology", other.label())),
+        },
+        work_dir,
+        Rounds {
+            rounds: options.rounds,
+            seconds: options.seconds,
+        },
+    )?;
 
     println!("\n== BPF_PROG_TEST_RUN cost");
     let prog_cost = prog_cost_bin
@@ -229,6 +220,59 @@ fn run_c2c(
         connect,
         prog_cost,
     })
+}
+
+/// How often and how long each topology is measured.
+#[derive(Clone, Copy)]
+struct Rounds {
+    rounds: u32,
+    /// Duration of each iperf3/sockperf run.
+    seconds: u32,
+}
+
+/// Sets up the topology of each of `kinds` in turn (`setup`; a failure is recorded on its run
+/// and the others go on), measures them in interleaved rounds, collects their notes and tears
+/// them down; one run per kind, in the order of `kinds`.
+fn measure_topologies(
+    kinds: &[Kind],
+    mut setup: impl FnMut(Kind) -> Result<Box<dyn Topology>>,
+    work_dir: &Path,
+    rounds: Rounds,
+) -> Result<Vec<TopologyRun>> {
+    let mut runs: Vec<TopologyRun> = kinds.iter().map(|&kind| TopologyRun::new(kind)).collect();
+    let mut testbeds = Vec::new();
+    for run in &mut runs {
+        interrupt::check()?;
+        println!("\n== setting up: {}", run.kind.label());
+        match setup(run.kind).and_then(|topology| start_testbed(topology, work_dir)) {
+            Ok(testbed) => testbeds.push(testbed),
+            Err(error) => {
+                println!("{}: not measured: {error:#}", run.kind.label());
+                run.errors.push(format!("not measured: {error:#}"));
+            }
+        }
+    }
+
+    for round in 1..=rounds.rounds {
+        for testbed in &testbeds {
+            let run = runs
+                .iter_mut()
+                .find(|run| run.kind == testbed.topology.kind())
+                .expect("every testbed has a run");
+            measure_round(testbed.topology.as_ref(), run, round, rounds)?;
+        }
+    }
+    for testbed in &testbeds {
+        if let Some(run) = runs
+            .iter_mut()
+            .find(|run| run.kind == testbed.topology.kind())
+        {
+            run.notes.extend(testbed.topology.notes());
+        }
+    }
+    println!("\n== tearing down the topologies");
+    drop(testbeds);
+    Ok(runs)
 }
 
 /// The netd binary for a part, or why that part's netd side is not measured.
@@ -315,11 +359,10 @@ fn measure_round(
     topology: &dyn Topology,
     run: &mut TopologyRun,
     round: u32,
-    options: &Options,
+    Rounds { rounds, seconds }: Rounds,
 ) -> Result<()> {
-    let seconds = options.seconds;
     let label = topology.kind().label();
-    let mut line = format!("round {round}/{} {label}:", options.rounds);
+    let mut line = format!("round {round}/{rounds} {label}:");
     let mut failed = |what: &str, error: anyhow::Error, line: &mut String| {
         line.push_str(&format!(" {what} failed;"));
         run.errors.push(format!("round {round} {what}: {error:#}"));
@@ -361,6 +404,7 @@ fn write_results(results: &Results, options: &Options) -> Result<()> {
         c2c: format!("{stamp}-c2c.svg"),
         nat: format!("{stamp}-nat.svg"),
         engines: format!("{stamp}-engines.svg"),
+        overlay: format!("{stamp}-overlay.svg"),
     };
     println!("\n{}", report::section(results, &charts));
     if options.no_write {
@@ -390,6 +434,15 @@ fn write_results(results: &Results, options: &Options) -> Result<()> {
         )
         .with_context(|| format!("cannot write {}", path.display()))?;
         written.push(format!("bench/{}", charts.engines));
+    }
+    if let Some(overlay) = &results.overlay {
+        let path = bench_dir.join(&charts.overlay);
+        std::fs::write(
+            &path,
+            overlay::chart::svg(overlay, &results.date, &results.time),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(format!("bench/{}", charts.overlay));
     }
     report::append(results, &bench_dir.join("RESULTS.md"), &charts)?;
     println!("wrote {}", written.join(", "));

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 
 use super::results::{C2cResults, Metric, Results};
 use super::topology::Kind;
-use super::{engines, nat};
+use super::{engines, nat, overlay};
 
 /// Targets from the issue, stated next to the numbers.
 const SMALL_PACKET_VS_FLOOR: f64 = 0.95;
@@ -27,6 +27,7 @@ pub struct Charts {
     pub c2c: String,
     pub nat: String,
     pub engines: String,
+    pub overlay: String,
 }
 
 pub fn append(results: &Results, results_md: &Path, charts: &Charts) -> Result<()> {
@@ -69,6 +70,13 @@ pub fn section(results: &Results, charts: &Charts) -> String {
             md.push_str(&engines::report::section(engines, &charts.engines));
         }
         None => md.push_str("\nContainer-engine part: not run (`--only` another part).\n"),
+    }
+    match &results.overlay {
+        Some(overlay) => {
+            md.push('\n');
+            md.push_str(&overlay::report::section(overlay, &charts.overlay));
+        }
+        None => md.push_str("\nOverlay part: not run (`--only` another part).\n"),
     }
     md
 }

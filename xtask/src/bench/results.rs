@@ -3,6 +3,7 @@
 use super::engines::EnginesResults;
 use super::machine::Machine;
 use super::nat::NatResults;
+use super::overlay::OverlayResults;
 use super::prog_cost::Case;
 use super::stats::{median, Latency};
 use super::topology::Kind;
@@ -59,14 +60,20 @@ impl Metric {
         }
     }
 
+    /// This metric's samples, one per round, in the unit of its title.
+    pub fn samples(self, run: &TopologyRun) -> Vec<f64> {
+        let (samples, scale) = match self {
+            Metric::UdpKpps => (&run.udp_pps, 1e3),
+            Metric::TcpGbps => (&run.tcp_bits_per_second, 1e9),
+            Metric::RttP50Us => (&run.rtt_p50_us, 1.0),
+            Metric::RttP99Us => (&run.rtt_p99_us, 1.0),
+        };
+        samples.iter().map(|sample| sample / scale).collect()
+    }
+
     /// The median of this metric's samples, in the unit of its title.
     pub fn median_of(self, run: &TopologyRun) -> Option<f64> {
-        match self {
-            Metric::UdpKpps => median(&run.udp_pps).map(|pps| pps / 1e3),
-            Metric::TcpGbps => median(&run.tcp_bits_per_second).map(|bps| bps / 1e9),
-            Metric::RttP50Us => median(&run.rtt_p50_us),
-            Metric::RttP99Us => median(&run.rtt_p99_us),
-        }
+        median(&self.samples(run))
     }
 
     pub fn decimals(self) -> usize {
@@ -78,6 +85,13 @@ impl Metric {
     }
 }
 
+/// The median of `metric` of the run of `kind` among `runs`, if it has samples.
+pub fn kind_median(runs: &[TopologyRun], kind: Kind, metric: Metric) -> Option<f64> {
+    runs.iter()
+        .find(|run| run.kind == kind)
+        .and_then(|run| metric.median_of(run))
+}
+
 /// The container-to-container part: the three topologies, connect latency, program cost.
 pub struct C2cResults {
     pub topologies: Vec<TopologyRun>,
@@ -86,12 +100,8 @@ pub struct C2cResults {
 }
 
 impl C2cResults {
-    pub fn topology(&self, kind: Kind) -> Option<&TopologyRun> {
-        self.topologies.iter().find(|run| run.kind == kind)
-    }
-
     pub fn median(&self, kind: Kind, metric: Metric) -> Option<f64> {
-        self.topology(kind).and_then(|run| metric.median_of(run))
+        kind_median(&self.topologies, kind, metric)
     }
 
     /// True if any part failed or was not measured.
@@ -112,6 +122,7 @@ pub struct Results {
     pub c2c: Option<C2cResults>,
     pub nat: Option<NatResults>,
     pub engines: Option<EnginesResults>,
+    pub overlay: Option<OverlayResults>,
 }
 
 impl Results {
@@ -123,5 +134,9 @@ impl Results {
                 .engines
                 .as_ref()
                 .is_some_and(EnginesResults::has_failures)
+            || self
+                .overlay
+                .as_ref()
+                .is_some_and(OverlayResults::has_failures)
     }
 }

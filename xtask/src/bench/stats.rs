@@ -1,4 +1,4 @@
-//! Medians and percentiles of repeated measurements.
+//! Medians and percentiles of repeated measurements, and bootstrap confidence intervals.
 
 use std::time::Duration;
 
@@ -15,6 +15,44 @@ pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
 
 pub fn median(samples: &[f64]) -> Option<f64> {
     percentile(samples, 50.0)
+}
+
+/// Resamples for a bootstrap confidence interval.
+const BOOTSTRAP_RESAMPLES: usize = 2000;
+
+/// The 95% bootstrap confidence interval (low, high) of `statistic` over `groups`: each group
+/// is resampled with replacement on its own, 2000 times. Deterministic, so that the same data
+/// give the same interval. None if the statistic is undefined on every resample.
+pub fn bootstrap_interval(
+    groups: &[&[f64]],
+    statistic: impl Fn(&[Vec<f64>]) -> Option<f64>,
+) -> Option<(f64, f64)> {
+    let mut random = SplitMix64(0x6e65_7464);
+    let mut resample = |from: &[f64]| -> Vec<f64> {
+        (0..from.len())
+            .map(|_| from[(random.next() % from.len() as u64) as usize])
+            .collect()
+    };
+    let estimates: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .filter_map(|_| {
+            let resampled: Vec<Vec<f64>> = groups.iter().map(|group| resample(group)).collect();
+            statistic(&resampled)
+        })
+        .collect();
+    Some((percentile(&estimates, 2.5)?, percentile(&estimates, 97.5)?))
+}
+
+/// A small deterministic generator for the bootstrap.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
 }
 
 /// Latency summary of a timed loop, in milliseconds.
@@ -46,5 +84,13 @@ mod tests {
         assert_eq!(percentile(&samples, 99.0), Some(5.0));
         assert_eq!(percentile(&samples, 0.0), Some(1.0));
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn bootstrap_brackets_the_estimate() {
+        let samples = [10.0, 11.0, 9.0, 10.5, 9.5];
+        let (low, high) = bootstrap_interval(&[&samples], |g| median(&g[0])).unwrap();
+        assert!(low <= 10.0 && high >= 10.0 && low >= 9.0 && high <= 11.0);
+        assert_eq!(bootstrap_interval(&[&[]], |g| median(&g[0])), None);
     }
 }

@@ -5,18 +5,25 @@ use std::net::Ipv4Addr;
 
 use crate::netns::Netns;
 
-/// The three setups the issue compares; the report computes ratios between them.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The setups the bench compares; the report computes ratios between them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     /// A bare veth pair: the fastest two namespaces can talk.
     Floor,
     /// Linux bridge + iptables as Docker sets it up.
     Bridge,
     Netd,
+    /// Two hosts, each with a Linux bridge and a kernel vxlan device: Docker's classic overlay.
+    VxlanBridge,
+    /// Two hosts, each with a netd daemon of one cluster, on one netd overlay network.
+    NetdOverlay,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Floor, Kind::Bridge, Kind::Netd];
+    /// The container-to-container part, on one host.
+    pub const C2C: [Kind; 3] = [Kind::Floor, Kind::Bridge, Kind::Netd];
+    /// The overlay part: across two hosts (the floor stays the one-veth reference).
+    pub const OVERLAY: [Kind; 3] = [Kind::Floor, Kind::VxlanBridge, Kind::NetdOverlay];
 
     /// Short name used in tables and the chart.
     pub fn label(self) -> &'static str {
@@ -24,6 +31,8 @@ impl Kind {
             Kind::Floor => "veth floor",
             Kind::Bridge => "bridge+iptables",
             Kind::Netd => "netd",
+            Kind::VxlanBridge => "vxlan+bridge",
+            Kind::NetdOverlay => "netd overlay",
         }
     }
 }

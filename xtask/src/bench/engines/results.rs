@@ -1,7 +1,7 @@
 //! What the engines part measured: container start latencies pooled over the rounds, the
 //! footprint of 100 published ports, and what could not be measured and why.
 
-use super::super::stats::{median, percentile};
+use super::super::stats::{bootstrap_interval, median, percentile};
 
 /// What is started.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -180,22 +180,13 @@ impl EnginesResults {
             return None;
         }
         let estimate = |a: &[f64], b: &[f64]| Some((median(a)? + median(b)?) / 2.0);
-        let mut random = SplitMix64(0x6e65_7464);
-        let mut resample = |from: &[f64]| -> Vec<f64> {
-            (0..from.len())
-                .map(|_| from[(random.next() % from.len() as u64) as usize])
-                .collect()
-        };
-        let estimates: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-            .filter_map(|_| {
-                let (a, b) = (resample(&first), resample(&second));
-                estimate(&a, &b)
-            })
-            .collect();
+        let (low_ms, high_ms) = bootstrap_interval(&[&first, &second], |strata| {
+            estimate(&strata[0], &strata[1])
+        })?;
         Some(PairedDifference {
             median_ms: estimate(&first, &second)?,
-            low_ms: percentile(&estimates, 2.5)?,
-            high_ms: percentile(&estimates, 97.5)?,
+            low_ms,
+            high_ms,
             pairs: pairs.len(),
         })
     }
@@ -242,9 +233,6 @@ impl EnginesResults {
     }
 }
 
-/// Resamples for the bootstrap confidence interval.
-const BOOTSTRAP_RESAMPLES: usize = 2000;
-
 /// One start per side, back to back.
 pub struct Pair {
     pub baseline_ms: f64,
@@ -258,19 +246,6 @@ pub struct PairedDifference {
     pub low_ms: f64,
     pub high_ms: f64,
     pub pairs: usize,
-}
-
-/// A small deterministic generator for the bootstrap (the same data give the same interval).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 /// Median of whole-number samples (counts), as a float for the report.

@@ -8,7 +8,7 @@
 //! interleave the sides so drift in the machine's load hits both alike. A part that cannot be
 //! set up or measured is recorded with its reason and the other parts still run.
 
-mod cgroup;
+pub mod cgroup;
 pub mod chart;
 mod iptables;
 mod layout;
