@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use netd_tests::harness::check::{assert_same, snapshot};
 use netd_tests::harness::cluster::{
-    ping_counts, ping_once, poll, text, Cluster, CLUSTER_TTL, ETCD_PREFIX, OPT_VXLANID,
-    OVERLAY_MTU, UNDERLAY_IF, UNDERLAY_MTU,
+    ping_once, poll, text, Cluster, CLUSTER_TTL, ETCD_PREFIX, OPT_VXLANID, OVERLAY_MTU,
+    UNDERLAY_IF, UNDERLAY_MTU,
 };
 use netd_tests::harness::cmd::kill_pid;
 use netd_tests::harness::netns::{tcp_ask, udp_ask, EchoServer, IcmpWatch, Proto};
@@ -151,7 +151,7 @@ fn background_ping(from: &str, ip: &str, interval: &str) -> Background {
 fn stop_ping(ping: Background) -> (u32, u32, Run) {
     kill_pid(ping.pid(), libc::SIGINT);
     let r = ping.finish();
-    let (tx, rx) = ping_counts(&r);
+    let (tx, rx) = r.ping_counts();
     (tx, rx, r)
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use netd_tests::harness::check::assert_consistent;
-use netd_tests::harness::{Background, Run, TestHost};
+use netd_tests::harness::{Background, TestHost};
 use serde_json::{json, Value};
 
 /// Packets in the run of [`flood_ping`].
@@ -20,21 +20,6 @@ fn flood_ping(from: &str, ip: &str) -> Background {
         ],
         Duration::from_secs(30),
     )
-}
-
-/// (transmitted, received) from ping's summary line.
-fn ping_counts(r: &Run) -> (u32, u32) {
-    let line = r
-        .stdout
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary in {r}"));
-    let nums: Vec<u32> = line
-        .split(',')
-        .filter_map(|part| part.split_whitespace().next()?.parse().ok())
-        .collect();
-    assert!(nums.len() >= 2, "cannot parse ping summary {line:?}");
-    (nums[0], nums[1])
 }
 
 /// What `ls` and `inspect` show; must be identical across restarts.
@@ -66,7 +51,7 @@ fn traffic_survives(h: &mut TestHost, down: impl FnOnce(&mut TestHost)) {
     std::thread::sleep(Duration::from_millis(1000));
     down(h);
     let r = ping.finish();
-    let (tx, rx) = ping_counts(&r);
+    let (tx, rx) = r.ping_counts();
     assert!(
         tx == PINGS && tx - rx <= 1,
         "issue: forwarding goes on while the daemon is down: {tx} sent, {rx} received (at most 1 lost allowed)\n{r}\n{}",

@@ -13,12 +13,13 @@
 //! of the program alone, `BPF_ENABLE_STATS`). They run in a throwaway netns whose route to
 //! the other host's tunnel address the encapsulation looks up.
 
-use std::{net::Ipv4Addr, os::fd::AsRawFd as _, process::Command};
+use std::net::Ipv4Addr;
 
 use anyhow::{bail, Context as _};
 use netd::dataplane::{Dataplane, NetworkEntry, TEST_RUN_IFINDEX};
 use netd_common::{EndpointInfo, RemoteEndpoint, PROG_FROM_SANDBOX, PROG_FROM_UPLINK};
 use netd_tests::packets::{arp_request, endpoint_mac, gateway_mac, udp, vxlan, Mac, BROADCAST_MAC};
+use netd_tests::uplink_netns::{in_uplink_netns, ROUTER, ROUTER_MAC, UPLINK_IP, UPLINK_MAC};
 
 fn endpoint(host_ifindex: u32, net_id: u32, ip: Ipv4Addr) -> EndpointInfo {
     EndpointInfo {
@@ -99,14 +100,14 @@ fn main() -> anyhow::Result<()> {
     drop(dp);
 
     let runs = (repeat / 10).clamp(1_000, 200_000);
-    in_underlay_netns(move || overlay_cases(&net, &endpoints, runs))
+    in_uplink_netns("ndcost", move |_| overlay_cases(&net, &endpoints, runs))?
 }
 
-/// This host's tunnel address on `up0`, and the other host's behind it.
-const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
-const VTEP: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
-const LOCAL_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
-const VTEP_MAC: Mac = [0x02, 0, 0, 0, 0, 0xfe];
+/// This host's tunnel address is the uplink's on `up0`; the other host is its next hop.
+const LOCAL: Ipv4Addr = UPLINK_IP;
+const VTEP: Ipv4Addr = ROUTER;
+const LOCAL_MAC: Mac = UPLINK_MAC;
+const VTEP_MAC: Mac = ROUTER_MAC;
 const VNI: u32 = 256;
 
 /// "encap" and "decap": the same world plus an endpoint of its network on another host.
@@ -162,77 +163,6 @@ fn overlay_cases(net: &NetworkEntry, endpoints: &[EndpointInfo], runs: u32) -> a
         );
     }
     Ok(())
-}
-
-/// Runs `body` on a thread inside a throwaway netns holding `up0` (10.250.0.1/24, the
-/// other host 10.250.0.254 as a permanent neighbour) and forwarding on `lo`, as the
-/// daemon sets it; the netns is deleted afterwards. Nothing touches the host's routes.
-fn in_underlay_netns(
-    body: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let name = format!("ndcost{}", std::process::id());
-    let run = |args: &[&str]| -> anyhow::Result<()> {
-        let status = Command::new("ip")
-            .args(args)
-            .status()
-            .context("running ip")?;
-        if !status.success() {
-            bail!("ip {args:?} failed");
-        }
-        Ok(())
-    };
-    run(&["netns", "add", &name])?;
-    let result = (|| {
-        let n = ["-n", name.as_str()];
-        let ip = |args: &[&str]| run(&[&n[..], args].concat());
-        ip(&["link", "set", "lo", "up"])?;
-        ip(&[
-            "link",
-            "add",
-            "up0",
-            "address",
-            "02:00:00:00:00:01",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "up0p",
-        ])?;
-        ip(&["addr", "add", "10.250.0.1/24", "dev", "up0"])?;
-        ip(&["link", "set", "up0p", "up"])?;
-        ip(&["link", "set", "up0", "up"])?;
-        ip(&[
-            "neigh",
-            "add",
-            "10.250.0.254",
-            "lladdr",
-            "02:00:00:00:00:fe",
-            "dev",
-            "up0",
-            "nud",
-            "permanent",
-        ])?;
-        run(&[
-            "netns",
-            "exec",
-            &name,
-            "sysctl",
-            "-qw",
-            "net.ipv4.conf.lo.forwarding=1",
-        ])?;
-        let ns = std::fs::File::open(format!("/run/netns/{name}"))?;
-        std::thread::spawn(move || {
-            // SAFETY: setns on this thread only, with a valid netns fd.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                bail!("setns: {}", std::io::Error::last_os_error());
-            }
-            body()
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("overlay cases panicked"))?
-    })();
-    let _ = Command::new("ip").args(["netns", "del", &name]).status();
-    result
 }
 
 fn measure(dp: &mut Dataplane, case: &str, frame: &[u8], repeat: u32) -> anyhow::Result<()> {

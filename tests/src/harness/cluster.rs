@@ -717,21 +717,6 @@ pub fn ping_once(from_ns: &str, ip: &str) -> bool {
     .success()
 }
 
-/// (transmitted, received) from ping's summary line.
-pub fn ping_counts(r: &Run) -> (u32, u32) {
-    let line = r
-        .stdout
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary in {r}"));
-    let nums: Vec<u32> = line
-        .split(',')
-        .filter_map(|part| part.split_whitespace().next()?.parse().ok())
-        .collect();
-    assert!(nums.len() >= 2, "cannot parse ping summary {line:?}");
-    (nums[0], nums[1])
-}
-
 /// The value of a `--format json` field as a string, whatever JSON type it has.
 pub fn text(v: &Value) -> String {
     match v {

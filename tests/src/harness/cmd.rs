@@ -26,6 +26,21 @@ impl Run {
         self.code == Some(0) && !self.timed_out
     }
 
+    /// (transmitted, received) from ping's summary line.
+    pub fn ping_counts(&self) -> (u32, u32) {
+        let line = self
+            .stdout
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_else(|| panic!("no ping summary in {self}"));
+        let nums: Vec<u32> = line
+            .split(',')
+            .filter_map(|part| part.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert!(nums.len() >= 2, "cannot parse ping summary {line:?}");
+        (nums[0], nums[1])
+    }
+
     /// Non-empty lines of stderr.
     pub fn stderr_lines(&self) -> Vec<&str> {
         self.stderr

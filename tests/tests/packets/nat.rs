@@ -3,16 +3,11 @@
 //! untouched. The route lookups run in a throwaway netns (the test thread joins it) with
 //! an uplink of its own, so nothing here depends on, or changes, the machine's own routes.
 
-use std::os::fd::AsRawFd as _;
-
 use netd_common::{PublishKey, PublishTarget, UplinkInfo};
 
 use super::world::*;
 
-pub(crate) const UPLINK_IP: Ipv4Addr = ip(10, 250, 0, 1);
-pub(crate) const ROUTER: Ipv4Addr = ip(10, 250, 0, 254);
-pub(crate) const ROUTER_MAC: Mac = [0x02, 0, 0, 0, 0, 0xfe];
-pub(crate) const UPLINK_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
+pub(crate) use netd_tests::uplink_netns::{ROUTER, ROUTER_MAC, UPLINK_IP, UPLINK_MAC};
 const SERVER: Ipv4Addr = ip(10, 251, 0, 9);
 const CLIENT: Ipv4Addr = ip(10, 251, 0, 7);
 const SYN: u8 = 0x02;
@@ -21,124 +16,9 @@ const ACK: u8 = 0x10;
 /// Where A2 sits in the world (see `peers`).
 const A2_IFINDEX: u32 = 1003;
 
-/// Runs `body` on a thread inside a fresh netns holding an uplink `up0`
-/// (10.250.0.1/24, default route via 10.250.0.254 with a permanent neighbour) and
-/// forwarding on `lo`, as the daemon sets it. The netns is deleted afterwards.
+/// Runs `body` inside a throwaway netns with an uplink (see `netd_tests::uplink_netns`).
 pub(crate) fn in_uplink_netns(body: impl FnOnce(u32) + Send + 'static) {
-    let name = format!("ndtnat{}x{}", std::process::id(), rand_suffix());
-    let ip_cmd = |args: &[&str]| {
-        let status = Command::new("ip")
-            .args(["-n", &name])
-            .args(args)
-            .status()
-            .expect("ip");
-        assert!(status.success(), "ip -n {name} {args:?} failed");
-    };
-    assert!(Command::new("ip")
-        .args(["netns", "add", &name])
-        .status()
-        .unwrap()
-        .success());
-    let cleanup = Cleanup(name.clone());
-    // No IPv6 on the links: their DAD probes would reach the program under test and show
-    // in its counters.
-    let sysctl = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &name,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ])
-        .status()
-        .expect("sysctl");
-    assert!(sysctl.success(), "disabling IPv6 in {name} failed");
-    ip_cmd(&["link", "set", "lo", "up"]);
-    ip_cmd(&[
-        "link",
-        "add",
-        "up0",
-        "address",
-        "02:00:00:00:00:01",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "up0p",
-    ]);
-    // A veth pair with both ends here: this kernel has no dummy driver.
-    ip_cmd(&["addr", "add", "10.250.0.1/24", "dev", "up0"]);
-    ip_cmd(&["link", "set", "up0p", "up"]);
-    ip_cmd(&["link", "set", "up0", "up"]);
-    ip_cmd(&[
-        "neigh",
-        "add",
-        "10.250.0.254",
-        "lladdr",
-        "02:00:00:00:00:fe",
-        "dev",
-        "up0",
-        "nud",
-        "permanent",
-    ]);
-    ip_cmd(&["route", "add", "default", "via", "10.250.0.254"]);
-    let sysctl = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &name,
-            "sysctl",
-            "-qw",
-            "net.ipv4.conf.lo.forwarding=1",
-        ])
-        .status()
-        .unwrap();
-    assert!(sysctl.success());
-    let path = format!("/run/netns/{name}");
-    let joined = std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path).expect("open netns");
-        // SAFETY: setns on this thread only, with a valid netns fd.
-        assert_eq!(
-            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        let ifindex: u32 = std::fs::read_to_string("/sys/class/net/up0/ifindex")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or_else(|| {
-                // /sys is the mount of the test's own netns: ask the kernel by name instead.
-                nix_ifindex("up0")
-            });
-        body(ifindex)
-    })
-    .join();
-    drop(cleanup);
-    if let Err(panic) = joined {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-fn nix_ifindex(name: &str) -> u32 {
-    let c = std::ffi::CString::new(name).unwrap();
-    // SAFETY: a NUL-terminated name.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert_ne!(index, 0, "no interface {name} in the test netns");
-    index
-}
-
-fn rand_suffix() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+    netd_tests::uplink_netns::in_uplink_netns("ndtnat", body).expect("setting up the uplink netns");
 }
 
 /// The world with `sender` on the test ifindex, the uplink, and the uplink address
