@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::results::{C2cResults, Metric, Results};
+use super::results::{C2cResults, Metric, Results, TopologyRun};
 use super::topology::Kind;
 
 pub const PANEL_WIDTH: f64 = 300.0;
@@ -41,18 +41,28 @@ pub fn svg(results: &Results, c2c: &C2cResults) -> String {
         legend: &[],
     };
     side_by_side(&title, &layout, &PANELS, |svg, &metric, left| {
-        let bars: Vec<Bar> = c2c
-            .topologies
-            .iter()
-            .map(|run| Bar {
-                label: run.kind.label(),
-                value: metric.median_of(run),
-                interval: None,
-                color: color(run.kind),
-            })
-            .collect();
-        bars_panel(svg, metric.title(), &bars, metric.decimals(), left);
+        metric_panel(svg, &c2c.topologies, metric, |_| None, left);
     })
+}
+
+/// A [`bars_panel`] of `metric`'s medians, one bar per run, with `interval`'s whiskers.
+pub fn metric_panel(
+    svg: &mut String,
+    runs: &[TopologyRun],
+    metric: Metric,
+    interval: impl Fn(Kind) -> Option<(f64, f64)>,
+    left: f64,
+) {
+    let bars: Vec<Bar> = runs
+        .iter()
+        .map(|run| Bar {
+            label: run.kind.label(),
+            value: metric.median_of(run),
+            interval: interval(run.kind),
+            color: color(run.kind),
+        })
+        .collect();
+    bars_panel(svg, metric.title(), &bars, metric.decimals(), left);
 }
 
 /// One bar of a [`bars_panel`].

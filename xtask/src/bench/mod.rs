@@ -414,35 +414,24 @@ fn write_results(results: &Results, options: &Options) -> Result<()> {
     let bench_dir = workspace::root().join("bench");
     std::fs::create_dir_all(&bench_dir)?;
     let mut written = vec!["bench/RESULTS.md".to_string()];
+    let mut write_chart = |file: &str, svg: String| -> Result<()> {
+        let path = bench_dir.join(file);
+        std::fs::write(&path, svg).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(format!("bench/{file}"));
+        Ok(())
+    };
+    let (date, time) = (&results.date, &results.time);
     if let Some(c2c) = &results.c2c {
-        let path = bench_dir.join(&charts.c2c);
-        std::fs::write(&path, chart::svg(results, c2c))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(format!("bench/{}", charts.c2c));
+        write_chart(&charts.c2c, chart::svg(results, c2c))?;
     }
     if let Some(nat) = &results.nat {
-        let path = bench_dir.join(&charts.nat);
-        std::fs::write(&path, nat::chart::svg(nat, &results.date, &results.time))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(format!("bench/{}", charts.nat));
+        write_chart(&charts.nat, nat::chart::svg(nat, date, time))?;
     }
     if let Some(engines) = &results.engines {
-        let path = bench_dir.join(&charts.engines);
-        std::fs::write(
-            &path,
-            engines::chart::svg(engines, &results.date, &results.time),
-        )
-        .with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(format!("bench/{}", charts.engines));
+        write_chart(&charts.engines, engines::chart::svg(engines, date, time))?;
     }
     if let Some(overlay) = &results.overlay {
-        let path = bench_dir.join(&charts.overlay);
-        std::fs::write(
-            &path,
-            overlay::chart::svg(overlay, &results.date, &results.time),
-        )
-        .with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(format!("bench/{}", charts.overlay));
+        write_chart(&charts.overlay, overlay::chart::svg(overlay, date, time))?;
     }
     report::append(results, &bench_dir.join("RESULTS.md"), &charts)?;
     println!("wrote {}", written.join(", "));

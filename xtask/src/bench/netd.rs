@@ -3,12 +3,14 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
 use super::stats::Latency;
 use super::topology::{Kind, Topology};
+use crate::cmd;
 use crate::netd_daemon::NetdDaemon;
 use crate::netns::Netns;
 
@@ -87,6 +89,12 @@ impl NetdC2c {
         }
         Ok(Latency::from_durations(&samples))
     }
+}
+
+/// The first of `flags` that `netd daemon --help` does not list: this netd predates it.
+pub fn missing_daemon_flag<'a>(netd_bin: &Path, flags: &[&'a str]) -> Result<Option<&'a str>> {
+    let help = cmd::capture(Command::new(netd_bin).args(["daemon", "--help"]))?;
+    Ok(flags.iter().copied().find(|flag| !help.contains(flag)))
 }
 
 impl Topology for NetdC2c {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use super::results::{C2cResults, Metric, Results};
+use super::results::{labelled, C2cResults, Metric, Results};
 use super::topology::Kind;
 use super::{engines, nat, overlay};
 
@@ -161,24 +161,8 @@ fn c2c_part(results: &C2cResults, chart_file: &str) -> String {
         }
     }
 
-    let notes: Vec<String> = results
-        .topologies
-        .iter()
-        .flat_map(|run| {
-            run.notes
-                .iter()
-                .map(move |note| format!("{}: {note}", run.kind.label()))
-        })
-        .collect();
-    let errors: Vec<String> = results
-        .topologies
-        .iter()
-        .flat_map(|run| {
-            run.errors
-                .iter()
-                .map(move |e| format!("{}: {e}", run.kind.label()))
-        })
-        .collect();
+    let notes = labelled(&results.topologies, |run| &run.notes);
+    let errors = labelled(&results.topologies, |run| &run.errors);
     if !notes.is_empty() || !errors.is_empty() {
         let _ = writeln!(md, "\nNotes:\n");
         for line in notes.iter().chain(errors.iter().map(|e| e as &String)) {

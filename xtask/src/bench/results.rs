@@ -92,6 +92,20 @@ pub fn kind_median(runs: &[TopologyRun], kind: Kind, metric: Metric) -> Option<f
         .and_then(|run| metric.median_of(run))
 }
 
+/// Each run's `lines` (its notes or its errors), prefixed with the run's topology label.
+pub fn labelled<'a>(
+    runs: &'a [TopologyRun],
+    lines: impl Fn(&'a TopologyRun) -> &'a [String],
+) -> Vec<String> {
+    runs.iter()
+        .flat_map(|run| {
+            lines(run)
+                .iter()
+                .map(move |line| format!("{}: {line}", run.kind.label()))
+        })
+        .collect()
+}
+
 /// The container-to-container part: the three topologies, connect latency, program cost.
 pub struct C2cResults {
     pub topologies: Vec<TopologyRun>,

@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 
+use crate::bench::netd::missing_daemon_flag;
 use crate::bench::procfs::rss_mib;
+use crate::interrupt;
 use crate::netd_daemon::NetdDaemon;
-use crate::{cmd, interrupt};
 use docker::Dockerd;
 use exec::EngineCli as _;
 use host::EngineHost;
@@ -259,16 +260,14 @@ fn start_netd(bed: &mut Bed, settings: &Settings) -> Result<NetdAccess> {
         .netd_bin
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let help = cmd::capture(std::process::Command::new(netd_bin).args(["daemon", "--help"]))?;
-    for flag in [
+    let flags = [
         "--uplink",
         "--cgroup",
         "--docker-plugin-socket",
         "--docker-host",
-    ] {
-        if !help.contains(flag) {
-            bail!("`netd daemon` has no {flag} flag yet");
-        }
+    ];
+    if let Some(flag) = missing_daemon_flag(netd_bin, &flags)? {
+        bail!("`netd daemon` has no {flag} flag yet");
     }
     let cni_bin = netd_bin.with_file_name("netd-cni");
     if !cni_bin.exists() {

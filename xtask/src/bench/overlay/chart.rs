@@ -35,17 +35,8 @@ pub fn svg(overlay: &OverlayResults, date: &str, time: &str) -> String {
         .collect();
     chart::side_by_side(&title, &layout, &panels, |svg, panel, left| match panel {
         Panel::Metric(metric) => {
-            let bars: Vec<Bar> = overlay
-                .topologies
-                .iter()
-                .map(|run| Bar {
-                    label: run.kind.label(),
-                    value: metric.median_of(run),
-                    interval: overlay.interval(run.kind, *metric),
-                    color: chart::color(run.kind),
-                })
-                .collect();
-            bars_panel(svg, metric.title(), &bars, metric.decimals(), left);
+            let interval = |kind| overlay.interval(kind, *metric);
+            chart::metric_panel(svg, &overlay.topologies, *metric, interval, left);
         }
         Panel::ProgramCost => {
             let cost = |case: &str| {

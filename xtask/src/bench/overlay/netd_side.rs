@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::etcd::Etcd;
 use super::layout::{join_underlay, mtu_of, NETD_SUBNET, NETD_UNDERLAY, UNDERLAY};
 use crate::bench::nat::cgroup::Cgroup;
+use crate::bench::netd::missing_daemon_flag;
 use crate::bench::topology::{Kind, Topology};
 use crate::netd_daemon::NetdDaemon;
 use crate::netns::Netns;
@@ -48,16 +49,14 @@ struct StatRow {
 
 impl NetdOverlay {
     pub fn setup(prefix: &str, netd_bin: &Path, work_dir: &Path) -> Result<Self> {
-        let help = cmd::capture(std::process::Command::new(netd_bin).args(["daemon", "--help"]))?;
-        for flag in [
+        let flags = [
             "--cluster-store",
             "--advertise-addr",
             "--uplink",
             "--cgroup",
-        ] {
-            if !help.contains(flag) {
-                bail!("`netd daemon` has no {flag} flag yet: this netd has no overlay networks");
-            }
+        ];
+        if let Some(flag) = missing_daemon_flag(netd_bin, &flags)? {
+            bail!("`netd daemon` has no {flag} flag yet: this netd has no overlay networks");
         }
         let hosts = vec![
             Netns::create(&format!("{prefix}n1"))?,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::layout::{OVERLAY_MTU, VNI};
 use super::results::{OverlayResults, BASELINE, NETD};
 use crate::bench::report::{notes_list, verdict};
-use crate::bench::results::Metric;
+use crate::bench::results::{labelled, Metric};
 use crate::bench::topology::Kind;
 
 /// Targets from the issue.
@@ -45,15 +45,7 @@ pub fn section(overlay: &OverlayResults, chart_file: &str) -> String {
     );
     metrics_table(&mut md, overlay);
     cost_table(&mut md, overlay);
-    let notes: Vec<String> = overlay
-        .topologies
-        .iter()
-        .flat_map(|run| {
-            run.notes
-                .iter()
-                .map(move |note| format!("{}: {note}", run.kind.label()))
-        })
-        .collect();
+    let notes = labelled(&overlay.topologies, |run| &run.notes);
     notes_list(&mut md, &notes, &overlay.errors());
     let _ = writeln!(md, "![overlay medians]({chart_file})");
     md

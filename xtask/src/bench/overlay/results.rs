@@ -2,7 +2,7 @@
 //! program cost, and what could not be measured and why.
 
 use crate::bench::prog_cost::Case;
-use crate::bench::results::{kind_median, Metric, TopologyRun};
+use crate::bench::results::{kind_median, labelled, Metric, TopologyRun};
 use crate::bench::stats::{bootstrap_interval, median};
 use crate::bench::topology::Kind;
 
@@ -54,15 +54,7 @@ impl OverlayResults {
 
     /// Every error, prefixed with its layout.
     pub fn errors(&self) -> Vec<String> {
-        let mut errors: Vec<String> = self
-            .topologies
-            .iter()
-            .flat_map(|run| {
-                run.errors
-                    .iter()
-                    .map(move |e| format!("{}: {e}", run.kind.label()))
-            })
-            .collect();
+        let mut errors = labelled(&self.topologies, |run| &run.errors);
         if let Err(error) = &self.prog_cost {
             errors.push(format!("encap/decap cost: {error}"));
         }
