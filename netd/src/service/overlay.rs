@@ -235,7 +235,8 @@ impl Inner {
             internal: record.internal,
             icc: record.icc,
             masquerade: record.masquerade,
-            mtu: record.mtu.unwrap_or(overlay_mtu),
+            // Never more than this host's underlay carries with the VXLAN headers.
+            mtu: record.mtu.map_or(overlay_mtu, |mtu| mtu.min(overlay_mtu)),
             options: record.options.clone(),
             predefined: false,
             docker: false,
