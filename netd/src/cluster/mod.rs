@@ -97,16 +97,16 @@ impl Cluster {
         })
     }
 
-    fn unreachable(&self, err: impl std::error::Error) -> Unreachable {
-        // The innermost cause reads best ("Connection refused (os error 111)"); gRPC
-        // wraps it in several layers of transport detail.
-        let mut cause: &dyn std::error::Error = &err;
-        while let Some(inner) = cause.source() {
-            cause = inner;
-        }
+    fn unreachable(&self, err: etcd_client::Error) -> Unreachable {
+        // A gRPC status's own message reads best ("tcp connect error"); its Display adds
+        // several layers of transport detail.
+        let reason = match &err {
+            etcd_client::Error::GRpcStatus(status) => status.message().to_owned(),
+            other => other.to_string(),
+        };
         Unreachable {
             url: self.settings.url.clone(),
-            reason: cause.to_string(),
+            reason,
         }
     }
 

@@ -292,8 +292,12 @@ impl Inner {
             .get(&endpoint.network_id)
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("endpoint {} has no network", endpoint.id))?;
-        // The cluster store first: if it is out of reach, nothing changes.
-        self.release_address(endpoint).await?;
+        // The cluster store is told first. When it is out of reach the endpoint goes anyway
+        // (its sandbox may be gone already, and a restart must not wait for the store):
+        // the next resync gives back addresses no local endpoint holds.
+        if let Err(err) = self.release_address(endpoint).await {
+            tracing::warn!(ip = %endpoint.ip, "address stays held until the cluster store is back: {err}");
+        }
         self.forget_endpoint(endpoint)?;
         self.teardown_endpoint(endpoint, &network).await;
         tracing::info!(network = network.name, ip = %endpoint.ip, "disconnected");
