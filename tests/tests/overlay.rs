@@ -663,8 +663,10 @@ fn etcd_down_keeps_traffic_refuses_store_operations_and_resyncs() {
     let sa = c.host(A).sandbox("sa");
     let sb = c.host(B).sandbox("sb");
     let late = c.host(A).sandbox("late");
+    let gone = c.host(B).sandbox("gone");
     let ip_a = c.host(A).connect("ov", &sa, &[]);
     let ip_b = c.host(B).connect("ov", &sb, &[]);
+    let ip_gone = c.host(B).connect("ov", &gone, &[]);
     c.wait_remote(A, &ip_b, true, PROPAGATION, "A learns B's endpoint");
     c.wait_remote(B, &ip_a, true, PROPAGATION, "B learns A's endpoint");
     assert_ping(&c, &sa, &ip_b, "before etcd stops");
@@ -697,6 +699,11 @@ fn etcd_down_keeps_traffic_refuses_store_operations_and_resyncs() {
         r.code.is_some_and(|code| code != 0)
             && r.stderr.to_ascii_lowercase().contains("cluster store"),
         "contract: with etcd down, `network create -d overlay` fails naming the cluster store: {r}"
+    );
+    let r = c.host(B).netd_run(&["network", "disconnect", "ov", &gone]);
+    assert!(
+        r.success() && c.host(B).endpoint("ov", &gone).is_none(),
+        "a disconnect does not wait for the cluster store: {r}"
     );
     assert!(
         ping_once(&sb, &ip_a),
@@ -738,14 +745,29 @@ fn etcd_down_keeps_traffic_refuses_store_operations_and_resyncs() {
         "issue: forwarding goes on while etcd is down and after it returns: {tx} sent, {rx} received (at most 1 lost)\n{r}\n{}",
         c.diagnostics()
     );
+    // `gone`'s address went back at the resync: it is free again, or `late` took it since.
+    let gone_key = format!("/{ip_gone}");
+    let released = poll(Instant::now() + RECOVERY, || {
+        ip_late == ip_gone
+            || !c
+                .etcd_endpoint_keys()
+                .iter()
+                .any(|k| k.ends_with(&gone_key))
+    });
+    assert!(
+        released,
+        "the resync gives back the address of an endpoint disconnected while etcd was down: {:?}",
+        c.etcd_endpoint_keys()
+    );
     let eps_after: BTreeSet<String> = c.etcd_endpoint_keys().into_iter().collect();
-    for k in &eps_before {
+    for k in eps_before.iter().filter(|k| !k.ends_with(&gone_key)) {
         assert!(
             eps_after.contains(k),
             "issue: an etcd restart loses nothing: {k} is gone ({eps_after:?})"
         );
     }
-    assert_eq!(eps_after.len(), eps_before.len() + 1, "{eps_after:?}");
+    // `late` came, `gone` went.
+    assert_eq!(eps_after.len(), eps_before.len(), "{eps_after:?}");
     assert_ping(&c, &sa, &ip_b, "A -> B after everything");
     c.finish();
 }
