@@ -282,12 +282,7 @@ impl TestHost {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(status) = self
-                .daemon
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.daemon = None;
+            if let Some(status) = cmd::exited(&mut self.daemon) {
                 panic!(
                     "daemon exited during startup with {status}\n{}",
                     self.log_text()
@@ -370,15 +365,7 @@ impl TestHost {
     /// The daemon log so far, framed for a panic message.
     pub fn log_text(&self) -> String {
         self.log_shown.set(true);
-        let body = std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("<{e}>"));
-        let lines: Vec<&str> = body.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(300)..];
-        format!(
-            "----- daemon log ({}, last {} lines) -----\n{}\n----- end of daemon log -----",
-            self.log.display(),
-            tail.len(),
-            tail.join("\n")
-        )
+        cmd::log_tail(&self.log, "daemon", 300, |_| true)
     }
 
     /// Runs a command on the test machine, panicking with context if it fails.

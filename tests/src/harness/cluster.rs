@@ -146,12 +146,7 @@ impl Etcd {
         self.child = Some(child);
         let deadline = Instant::now() + ETCD_READY;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
+            if let Some(status) = cmd::exited(&mut self.child) {
                 panic!(
                     "etcd exited during startup with {status}\n{}",
                     self.log_text()
@@ -259,15 +254,7 @@ impl Etcd {
 
     /// The last lines of the server's log, framed for a panic message.
     pub fn log_text(&self) -> String {
-        let body = std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("<{e}>"));
-        let lines: Vec<&str> = body.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(60)..];
-        format!(
-            "----- etcd log ({}, last {} lines) -----\n{}\n----- end of etcd log -----",
-            self.log.display(),
-            tail.len(),
-            tail.join("\n")
-        )
+        cmd::log_tail(&self.log, "etcd", 60, |_| true)
     }
 }
 

@@ -180,6 +180,28 @@ fn join_bounded(t: std::thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
     }
 }
 
+/// The exit status of a server still starting, if it has already exited; the child is
+/// then taken out of `child` (there is nothing left to stop).
+pub fn exited(child: &mut Option<Child>) -> Option<ExitStatus> {
+    let status = child.as_mut()?.try_wait().ok().flatten()?;
+    *child = None;
+    Some(status)
+}
+
+/// The last `keep` lines of `what`'s log at `path` for which `shown` holds, framed for a
+/// panic message.
+pub fn log_tail(path: &Path, what: &str, keep: usize, shown: impl Fn(&str) -> bool) -> String {
+    let body = std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{e}>"));
+    let lines: Vec<&str> = body.lines().filter(|l| shown(l)).collect();
+    let tail = &lines[lines.len().saturating_sub(keep)..];
+    format!(
+        "----- {what} log ({}, last {} lines) -----\n{}\n----- end of {what} log -----",
+        path.display(),
+        tail.len(),
+        tail.join("\n")
+    )
+}
+
 /// Polls `try_wait` until the child exits or `timeout` passes.
 pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;

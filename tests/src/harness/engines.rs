@@ -165,12 +165,7 @@ impl Dockerd {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + DOCKERD_READY;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
+            if let Some(status) = cmd::exited(&mut self.child) {
                 panic!(
                     "dockerd exited during startup with {status}\n{}",
                     self.log_text()
@@ -277,18 +272,9 @@ impl Dockerd {
     /// framed for a panic message.
     pub fn log_text(&self) -> String {
         self.log_shown.set(true);
-        let body = std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("<{e}>"));
-        let lines: Vec<&str> = body
-            .lines()
-            .filter(|l| !l.contains("module=grpc") && !l.contains("msg=\"loading plugin"))
-            .collect();
-        let tail = &lines[lines.len().saturating_sub(80)..];
-        format!(
-            "----- dockerd log ({}, last {} lines) -----\n{}\n----- end of dockerd log -----",
-            self.log.display(),
-            tail.len(),
-            tail.join("\n")
-        )
+        cmd::log_tail(&self.log, "dockerd", 80, |l| {
+            !l.contains("module=grpc") && !l.contains("msg=\"loading plugin")
+        })
     }
 
     /// Processes this dockerd left or started: those whose command line names a path below
