@@ -166,8 +166,10 @@ impl Cluster {
 
     /// The overlay networks, and the revision they were read at (for [`Self::create_network`]).
     pub async fn networks(&self) -> Result<(Vec<ClusterNetwork>, i64)> {
-        let snapshot = self.snapshot().await?;
-        Ok((snapshot.networks, snapshot.revision))
+        let response = self.get_prefix(&records::network_key("")).await?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let networks = response.kvs().iter().filter_map(|kv| decode(kv.value()));
+        Ok((networks.collect(), revision))
     }
 
     /// Writes a new network, only if no network was created or removed after revision

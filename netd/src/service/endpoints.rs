@@ -138,6 +138,7 @@ impl Inner {
         }
         let ports = self.choose_ports(&req.ports, &network, None)?;
         let id = new_id();
+        let derived_mac = mac.is_none();
         let (ip, mac) = if network.driver == Driver::Overlay {
             // Taken in the cluster store first: no other host can hand it out any more.
             self.claim_address(&network, req.ipv4_address, &id, mac)
@@ -153,9 +154,12 @@ impl Inner {
             };
             (ip, mac.unwrap_or_else(|| endpoint_mac(ip)))
         };
-        if let Err(err) = self.check_mac(&network, mac) {
-            let _ = self.release_address_of(&network, ip, &id).await;
-            return Err(err);
+        // A MAC derived from the address can only be checked once the address is known.
+        if derived_mac {
+            if let Err(err) = self.check_mac(&network, mac) {
+                let _ = self.release_address_of(&network, ip, &id).await;
+                return Err(err);
+            }
         }
         let mut endpoint = Endpoint {
             host_ifname: host_ifname(&id),

@@ -363,13 +363,14 @@ impl Inner {
     }
 
     fn put_remote(&mut self, ip: Ipv4Addr, holder: RemoteHolder) -> anyhow::Result<()> {
-        let Some(network) = self.state.networks.get(&holder.network_id) else {
+        let entry = self
+            .state
+            .networks
+            .get(&holder.network_id)
+            .and_then(|network| self.remote_entry(network, &holder));
+        let Some(entry) = entry else {
             return Ok(());
         };
-        let (Some(vni), Some(entry)) = (network.vni, self.remote_entry(network, &holder)) else {
-            return Ok(());
-        };
-        debug_assert_eq!(entry.vni, vni);
         self.dataplane.put_remote_endpoint(ip, &entry)?;
         self.remote.insert(ip, holder);
         Ok(())
